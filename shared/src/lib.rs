@@ -1,0 +1,2 @@
+//! Flowmeter's shared library.
+pub mod metrics;

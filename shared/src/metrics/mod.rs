@@ -1,0 +1,1 @@
+//! Metric formulas of SPEC §4 as pure functions over plain inputs.
