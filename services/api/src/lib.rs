@@ -1,1 +1,10 @@
-//! api
+//! Flowmeter's HTTP API as a library, so tests start the real server in-process.
+
+pub mod auth;
+pub mod cli;
+pub mod context;
+pub mod error;
+pub mod observability;
+pub mod routes;
+pub mod settings;
+pub mod startup;

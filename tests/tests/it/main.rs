@@ -1,1 +1,11 @@
-fn main() {}
+//! Black-box integration tests: one binary, a module per area. Each test gets a fresh
+//! database and the real server on 127.0.0.1:0 (see `flowmeter_tests`).
+
+// Tests fail by panicking.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod auth;
+mod http_common;
+mod ingest;
+mod migrations;
+mod sequence;

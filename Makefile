@@ -1,0 +1,26 @@
+# Flowmeter's single entry point. `make run` starts everything locally; `make test` runs
+# every test against a throwaway PostgreSQL.
+
+.PHONY: run test lint fmt db-up db-down build
+
+run:
+	scripts/run
+
+test:
+	scripts/test
+
+lint:
+	cargo fmt --all -- --check
+	cargo clippy --workspace --all-targets --features flowmeter-worker/test-hooks -- -D warnings
+
+fmt:
+	cargo fmt --all
+
+build:
+	cargo build --workspace --bins
+
+db-up:
+	scripts/pg-local start
+
+db-down:
+	scripts/pg-local stop

@@ -1,0 +1,130 @@
+//! Per-request context: the request id (echoed or generated), the `X-API-Version` and
+//! `X-Request-ID` headers on every response, the query-string bound, the request log
+//! line and the HTTP metrics. It wraps the whole app, so errors raised anywhere inside
+//! (extractors, handlers, the default service) are rendered with the request's id.
+
+use std::time::Instant;
+
+use actix_web::body::{BoxBody, MessageBody};
+use actix_web::dev::{ServiceRequest, ServiceResponse};
+use actix_web::http::header::{HeaderName, HeaderValue};
+use actix_web::middleware::Next;
+use actix_web::{web, Error, HttpMessage};
+use flowmeter_shared::API_VERSION;
+
+use crate::error::ApiError;
+use crate::observability::{RequestLabels, RouteLabels};
+use crate::startup::AppState;
+
+tokio::task_local! {
+    static REQUEST_ID: String;
+}
+
+/// The longest query string the app accepts (SPEC §5: 8 KiB).
+pub const MAX_QUERY_BYTES: usize = 8 * 1024;
+
+/// The id of the request being served, for error envelopes and logs.
+pub fn current_request_id() -> String {
+    REQUEST_ID
+        .try_with(Clone::clone)
+        .unwrap_or_else(|_| "unknown".to_owned())
+}
+
+/// The request id, also stored in request extensions for handlers.
+#[derive(Debug, Clone)]
+pub struct RequestId(pub String);
+
+fn incoming_request_id(req: &ServiceRequest) -> Option<String> {
+    let value = req.headers().get("x-request-id")?.to_str().ok()?;
+    let ok = !value.is_empty()
+        && value.len() <= 128
+        && value
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-_.:".contains(&b));
+    ok.then(|| value.to_owned())
+}
+
+/// The middleware. See the module documentation.
+pub async fn request_context(
+    req: ServiceRequest,
+    next: Next<impl MessageBody + 'static>,
+) -> Result<ServiceResponse<BoxBody>, Error> {
+    let started = Instant::now();
+    let request_id = incoming_request_id(&req).unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
+    req.extensions_mut().insert(RequestId(request_id.clone()));
+    let route = req
+        .match_pattern()
+        .unwrap_or_else(|| "unmatched".to_owned());
+    let method = req.method().to_string();
+    let state = req.app_data::<web::Data<AppState>>().cloned();
+    let query_too_long = req.query_string().len() > MAX_QUERY_BYTES;
+
+    if let Some(state) = &state {
+        state.metrics.in_flight.inc();
+    }
+    // Handler and extractor errors are rendered inside the handler's future, so they see
+    // the request id through the task-local; the inner service itself does not fail.
+    let mut response = REQUEST_ID
+        .scope(request_id.clone(), async move {
+            if query_too_long {
+                let error = ApiError::BadRequest {
+                    message: format!("the query string is longer than {MAX_QUERY_BYTES} bytes"),
+                    details: serde_json::json!({ "field": "query", "max_bytes": MAX_QUERY_BYTES }),
+                };
+                return Ok(req.error_response(error));
+            }
+            next.call(req)
+                .await
+                .map(ServiceResponse::map_into_boxed_body)
+        })
+        .await?;
+    let headers = response.headers_mut();
+    headers.insert(
+        HeaderName::from_static("x-api-version"),
+        HeaderValue::from_static(API_VERSION),
+    );
+    if let Ok(value) = HeaderValue::from_str(&request_id) {
+        headers.insert(HeaderName::from_static("x-request-id"), value);
+    }
+
+    let status = response.status().as_u16();
+    let elapsed = started.elapsed();
+    if let Some(state) = &state {
+        state.metrics.in_flight.dec();
+        state
+            .metrics
+            .requests
+            .get_or_create(&RequestLabels {
+                method: method.clone(),
+                route: route.clone(),
+                status,
+            })
+            .inc();
+        state
+            .metrics
+            .duration
+            .get_or_create(&RouteLabels {
+                route: route.clone(),
+            })
+            .observe(elapsed.as_secs_f64());
+    }
+    tracing::info!(
+        request_id = %request_id,
+        method = %method,
+        route = %route,
+        status,
+        latency_ms = elapsed.as_secs_f64() * 1000.0,
+        "Request served."
+    );
+    Ok(response)
+}
+
+/// Answers paths that match no route.
+pub async fn not_found() -> Result<actix_web::HttpResponse, ApiError> {
+    Err(ApiError::NotFound("no such route".into()))
+}
+
+/// Answers known paths called with a method they do not support.
+pub async fn method_not_allowed() -> Result<actix_web::HttpResponse, ApiError> {
+    Err(ApiError::MethodNotAllowed)
+}

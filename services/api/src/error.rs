@@ -1,0 +1,194 @@
+//! The single error envelope of every API response (SPEC §5):
+//! `{"error", "message", "details", "request_id", "timestamp"}`.
+
+use actix_web::http::{header, StatusCode};
+use actix_web::{HttpResponse, ResponseError};
+use serde_json::{json, Value};
+
+use crate::context::current_request_id;
+
+/// Every error the API answers with. Codes are stable snake_case strings.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    /// 400 `bad_request`: the request cannot be read (malformed JSON, bad parameter syntax).
+    #[error("{message}")]
+    BadRequest {
+        /// A sentence naming the field.
+        message: String,
+        /// Machine-readable detail, e.g. `{"field": "limit"}`.
+        details: Value,
+    },
+    /// 401 `unauthorized`: missing, unknown, revoked or expired key.
+    #[error("{0}")]
+    Unauthorized(String),
+    /// 403 `forbidden`: the key's project scope or roles do not allow this.
+    #[error("{0}")]
+    Forbidden(String),
+    /// 404 `not_found`.
+    #[error("{0}")]
+    NotFound(String),
+    /// 405 `method_not_allowed`: the path exists but not with this method.
+    #[error("method not allowed")]
+    MethodNotAllowed,
+    /// 413 `payload_too_large`.
+    #[error("{message}")]
+    PayloadTooLarge {
+        /// A sentence naming the limit.
+        message: String,
+        /// The limit that was exceeded.
+        details: Value,
+    },
+    /// 422 `validation_error`: well-formed but invalid input.
+    #[error("{message}")]
+    Validation {
+        /// A sentence.
+        message: String,
+        /// e.g. `{"errors": [...]}` or `{"field": ..., "allowed_values": [...]}`.
+        details: Value,
+    },
+    /// 429 `rate_limited`.
+    #[error("rate limit exceeded")]
+    RateLimited {
+        /// Seconds until the window resets.
+        retry_after_secs: u64,
+    },
+    /// 500 `internal_error`: logged with its cause, never echoed.
+    #[error("internal error")]
+    Internal(#[source] anyhow::Error),
+    /// 503 `service_unavailable`: the database is unreachable or a feature is switched off.
+    #[error("{0}")]
+    Unavailable(String),
+}
+
+impl ApiError {
+    /// A 400 naming one field.
+    pub fn bad_field(field: &str, message: impl Into<String>) -> Self {
+        Self::BadRequest {
+            message: message.into(),
+            details: json!({ "field": field }),
+        }
+    }
+
+    /// A 422 naming one field and, when the field has a closed list, its allowed values.
+    pub fn invalid_field(field: &str, message: impl Into<String>, allowed: &[&str]) -> Self {
+        let details = if allowed.is_empty() {
+            json!({ "field": field })
+        } else {
+            json!({ "field": field, "allowed_values": allowed })
+        };
+        Self::Validation {
+            message: message.into(),
+            details,
+        }
+    }
+
+    fn code(&self) -> &'static str {
+        match self {
+            Self::BadRequest { .. } => "bad_request",
+            Self::Unauthorized(_) => "unauthorized",
+            Self::Forbidden(_) => "forbidden",
+            Self::NotFound(_) => "not_found",
+            Self::MethodNotAllowed => "method_not_allowed",
+            Self::PayloadTooLarge { .. } => "payload_too_large",
+            Self::Validation { .. } => "validation_error",
+            Self::RateLimited { .. } => "rate_limited",
+            Self::Internal(_) => "internal_error",
+            Self::Unavailable(_) => "service_unavailable",
+        }
+    }
+}
+
+/// Repository errors: a lost or unreachable database becomes 503 (the client may retry),
+/// anything else 500.
+impl From<anyhow::Error> for ApiError {
+    fn from(error: anyhow::Error) -> Self {
+        let unavailable = error.chain().any(|cause| {
+            if let Some(pool) = cause.downcast_ref::<deadpool_postgres::PoolError>() {
+                return flowmeter_shared::db::is_unavailable(pool);
+            }
+            if let Some(pg) = cause.downcast_ref::<tokio_postgres::Error>() {
+                // No server error attached means the connection itself failed; 57P01 and
+                // friends are the server shutting down; 57014 is a statement timeout.
+                return match pg.as_db_error() {
+                    None => true,
+                    Some(db) => {
+                        let code = db.code().code();
+                        code.starts_with("57P") || code == "57014" || code.starts_with("08")
+                    }
+                };
+            }
+            false
+        });
+        if unavailable {
+            Self::Unavailable("the database is unavailable; retry shortly".into())
+        } else {
+            Self::Internal(error)
+        }
+    }
+}
+
+impl From<deadpool_postgres::PoolError> for ApiError {
+    fn from(error: deadpool_postgres::PoolError) -> Self {
+        anyhow::Error::new(error).into()
+    }
+}
+
+impl From<tokio_postgres::Error> for ApiError {
+    fn from(error: tokio_postgres::Error) -> Self {
+        anyhow::Error::new(error).into()
+    }
+}
+
+impl ResponseError for ApiError {
+    fn status_code(&self) -> StatusCode {
+        match self {
+            Self::BadRequest { .. } => StatusCode::BAD_REQUEST,
+            Self::Unauthorized(_) => StatusCode::UNAUTHORIZED,
+            Self::Forbidden(_) => StatusCode::FORBIDDEN,
+            Self::NotFound(_) => StatusCode::NOT_FOUND,
+            Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            Self::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::Validation { .. } => StatusCode::UNPROCESSABLE_ENTITY,
+            Self::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
+            Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+        }
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        let request_id = current_request_id();
+        let details = match self {
+            Self::BadRequest { details, .. }
+            | Self::PayloadTooLarge { details, .. }
+            | Self::Validation { details, .. } => details.clone(),
+            Self::RateLimited { retry_after_secs } => json!({ "retry_after": retry_after_secs }),
+            _ => json!({}),
+        };
+        match self {
+            Self::Internal(cause) => {
+                tracing::error!(request_id = %request_id, error = ?cause, "Request failed.");
+            }
+            Self::Unavailable(message) => {
+                tracing::warn!(request_id = %request_id, %message, "Answered 503.");
+            }
+            _ => {}
+        }
+        let mut response = HttpResponse::build(self.status_code());
+        match self {
+            Self::Unauthorized(_) => {
+                response.insert_header((header::WWW_AUTHENTICATE, "Bearer"));
+            }
+            Self::RateLimited { retry_after_secs } => {
+                response.insert_header((header::RETRY_AFTER, retry_after_secs.to_string()));
+            }
+            _ => {}
+        }
+        response.json(json!({
+            "error": self.code(),
+            "message": self.to_string(),
+            "details": details,
+            "request_id": request_id,
+            "timestamp": chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+        }))
+    }
+}

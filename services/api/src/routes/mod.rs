@@ -1,0 +1,5 @@
+//! One module per endpoint family; each exposes `configure`, mounted by `startup`.
+
+pub mod events;
+pub mod health;
+pub mod prometheus;

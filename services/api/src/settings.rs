@@ -1,0 +1,120 @@
+//! The API's configuration, read from `FLOWMETER_*` variables.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use flowmeter_shared::config::{self, ConfigError, DatabaseSettings, Env};
+use flowmeter_shared::telemetry::LogFormat;
+
+/// Everything the API server needs to start.
+#[derive(Debug, Clone)]
+pub struct ApiSettings {
+    /// Database connection and pool.
+    pub database: DatabaseSettings,
+    /// Listen address (`FLOWMETER_HTTP_ADDR`); port 0 picks a free port.
+    pub http_addr: SocketAddr,
+    /// Most events in one ingest request (`FLOWMETER_INGEST_MAX_EVENTS`).
+    pub ingest_max_events: usize,
+    /// Largest ingest body in bytes (`FLOWMETER_INGEST_MAX_BYTES`).
+    pub ingest_max_bytes: usize,
+    /// An admin key registered at start-up (`FLOWMETER_API_KEY`).
+    pub bootstrap_api_key: Option<String>,
+    /// Every request acts as admin (`FLOWMETER_AUTH_DISABLED`); tests and demos only.
+    pub auth_disabled: bool,
+    /// Allows `auth_disabled` on a non-loopback address (`FLOWMETER_ALLOW_INSECURE`).
+    pub allow_insecure: bool,
+    /// Migrations from a directory instead of the embedded set (`FLOWMETER_MIGRATIONS_DIR`).
+    pub migrations_dir: Option<PathBuf>,
+    /// Log format (`FLOWMETER_LOG_FORMAT`).
+    pub log_format: LogFormat,
+    /// How long in-flight requests may take to finish at shutdown (`FLOWMETER_SHUTDOWN_TIMEOUT_SECS`).
+    pub shutdown_timeout: Duration,
+    /// HTTP worker threads (`FLOWMETER_HTTP_WORKERS`, default: one per core).
+    pub http_workers: usize,
+}
+
+/// The shortest key accepted from `FLOWMETER_API_KEY`.
+const MIN_BOOTSTRAP_KEY_LEN: usize = 16;
+
+impl ApiSettings {
+    /// Reads and validates the API's variables.
+    pub fn from_env(env: &Env) -> Result<Self, ConfigError> {
+        let bootstrap_api_key = env.raw("FLOWMETER_API_KEY").map(str::to_owned);
+        if let Some(key) = &bootstrap_api_key {
+            if key.len() < MIN_BOOTSTRAP_KEY_LEN {
+                return Err(ConfigError::Invalid {
+                    name: "FLOWMETER_API_KEY",
+                    value: "<hidden>".into(),
+                    message: format!("must be at least {MIN_BOOTSTRAP_KEY_LEN} characters"),
+                });
+            }
+        }
+        let cores = std::thread::available_parallelism().map_or(2, |n| n.get()) as u64;
+        Ok(Self {
+            database: DatabaseSettings::from_env(env, 16)?,
+            http_addr: config::socket_addr(env, "FLOWMETER_HTTP_ADDR", "127.0.0.1:8080")?,
+            ingest_max_events: env.int_in_range(
+                "FLOWMETER_INGEST_MAX_EVENTS",
+                5000,
+                1,
+                1_000_000,
+            )? as usize,
+            ingest_max_bytes: env.int_in_range(
+                "FLOWMETER_INGEST_MAX_BYTES",
+                8 * 1024 * 1024,
+                1024,
+                1024 * 1024 * 1024,
+            )? as usize,
+            bootstrap_api_key,
+            auth_disabled: env.flag("FLOWMETER_AUTH_DISABLED")?,
+            allow_insecure: env.flag("FLOWMETER_ALLOW_INSECURE")?,
+            migrations_dir: config::optional_path(env, "FLOWMETER_MIGRATIONS_DIR"),
+            log_format: env.parse_or("FLOWMETER_LOG_FORMAT", LogFormat::Text)?,
+            shutdown_timeout: Duration::from_secs(env.int_in_range(
+                "FLOWMETER_SHUTDOWN_TIMEOUT_SECS",
+                30,
+                0,
+                3600,
+            )?),
+            http_workers: env.int_in_range("FLOWMETER_HTTP_WORKERS", cores, 1, 256)? as usize,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn base() -> Env {
+        Env::from_pairs([("FLOWMETER_DATABASE_URL", "postgres://u@127.0.0.1:5432/x")])
+    }
+
+    #[test]
+    fn defaults_match_the_spec() {
+        let s = ApiSettings::from_env(&base()).unwrap();
+        assert_eq!(s.http_addr.to_string(), "127.0.0.1:8080");
+        assert_eq!(s.ingest_max_events, 5000);
+        assert_eq!(s.ingest_max_bytes, 8 * 1024 * 1024);
+        assert!(!s.auth_disabled);
+    }
+
+    #[test]
+    fn a_bad_address_names_the_variable() {
+        let err = ApiSettings::from_env(&base().set("FLOWMETER_HTTP_ADDR", "localhost"))
+            .unwrap_err()
+            .to_string();
+        assert!(err.starts_with("FLOWMETER_HTTP_ADDR"), "{err}");
+    }
+
+    #[test]
+    fn a_short_bootstrap_key_is_refused_without_echoing_it() {
+        let err = ApiSettings::from_env(&base().set("FLOWMETER_API_KEY", "short"))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("FLOWMETER_API_KEY") && !err.contains("short\""),
+            "{err}"
+        );
+    }
+}

@@ -1,0 +1,151 @@
+//! Builds the application: pool, migrations, bootstrap key, metrics and every route in
+//! one place.
+
+use std::net::TcpListener;
+use std::sync::Arc;
+
+use actix_web::dev::Server;
+use actix_web::middleware::from_fn;
+use actix_web::{web, App, HttpServer};
+use anyhow::Context;
+use deadpool_postgres::Pool;
+use flowmeter_shared::db::{self, api_keys, migrations};
+use prometheus_client::registry::Registry;
+
+use crate::context::{method_not_allowed, not_found, request_context};
+use crate::error::ApiError;
+use crate::observability::ApiMetrics;
+use crate::routes;
+use crate::settings::ApiSettings;
+
+/// What every handler can reach.
+pub struct AppState {
+    /// The database pool.
+    pub pool: Pool,
+    /// Validated settings.
+    pub settings: ApiSettings,
+    /// The process's metrics.
+    pub metrics: Arc<ApiMetrics>,
+    /// The registry `/metrics` encodes.
+    pub registry: Arc<Registry>,
+}
+
+/// A path whose other methods answer 405 in our envelope.
+pub fn resource(path: &str) -> actix_web::Resource {
+    web::resource(path).default_service(web::to(method_not_allowed))
+}
+
+/// Every route of the API.
+pub fn configure_routes(cfg: &mut web::ServiceConfig) {
+    routes::health::configure(cfg);
+    routes::prometheus::configure(cfg);
+    cfg.service(web::scope("/v1").configure(routes::events::configure));
+}
+
+fn extractor_error(err: impl std::fmt::Display, field: &str) -> actix_web::Error {
+    ApiError::bad_field(field, format!("invalid {field}: {err}")).into()
+}
+
+/// Applies migrations with a dedicated connection (so the pool keeps its statement timeout
+/// for requests) and returns what was applied.
+pub async fn migrate(
+    settings: &flowmeter_shared::config::DatabaseSettings,
+    migrations_dir: Option<&std::path::Path>,
+) -> anyhow::Result<migrations::MigrationReport> {
+    let files = migrations::load(migrations_dir)?;
+    let (mut client, connection) = tokio_postgres::connect(&settings.url, tokio_postgres::NoTls)
+        .await
+        .context("connecting to the database to migrate")?;
+    let connection = tokio::spawn(connection);
+    let report = migrations::run(&mut client, &files).await?;
+    drop(client);
+    let _ = connection.await;
+    Ok(report)
+}
+
+/// A built, bound, not yet running API server.
+pub struct Application {
+    port: u16,
+    server: Server,
+}
+
+impl Application {
+    /// Connects, migrates, registers the bootstrap key and binds the listener.
+    pub async fn build(settings: ApiSettings) -> anyhow::Result<Self> {
+        if settings.auth_disabled {
+            if !settings.http_addr.ip().is_loopback() && !settings.allow_insecure {
+                anyhow::bail!(
+                    "FLOWMETER_AUTH_DISABLED is set but FLOWMETER_HTTP_ADDR {} is not a loopback address; \
+                     refusing to serve without authentication (set FLOWMETER_ALLOW_INSECURE=1 to override)",
+                    settings.http_addr
+                );
+            }
+            tracing::warn!(
+                "AUTHENTICATION IS DISABLED (FLOWMETER_AUTH_DISABLED): every request acts as admin. \
+                 Use this for tests and local demos only."
+            );
+        }
+        let report = migrate(&settings.database, settings.migrations_dir.as_deref()).await?;
+        tracing::info!(applied = report.applied.len(), "Migrations are current.");
+        let pool = db::create_pool(&settings.database, "flowmeter-api")?;
+        if let Some(secret) = &settings.bootstrap_api_key {
+            let client = pool.get().await?;
+            api_keys::ensure_bootstrap(&client, secret).await?;
+        }
+
+        let mut registry = Registry::default();
+        let metrics = Arc::new(ApiMetrics::register(&mut registry));
+        let state = web::Data::new(AppState {
+            pool,
+            settings: settings.clone(),
+            metrics,
+            registry: Arc::new(registry),
+        });
+
+        let listener = TcpListener::bind(settings.http_addr)
+            .with_context(|| format!("binding FLOWMETER_HTTP_ADDR {}", settings.http_addr))?;
+        let port = listener.local_addr()?.port();
+        let server = HttpServer::new(move || {
+            App::new()
+                .app_data(state.clone())
+                .app_data(
+                    web::QueryConfig::default().error_handler(|e, _| extractor_error(e, "query")),
+                )
+                .app_data(
+                    web::PathConfig::default().error_handler(|e, _| extractor_error(e, "path")),
+                )
+                .app_data(
+                    web::JsonConfig::default()
+                        .limit(64 * 1024)
+                        .error_handler(|e, _| extractor_error(e, "body")),
+                )
+                .configure(configure_routes)
+                .default_service(web::to(not_found))
+                .wrap(from_fn(request_context))
+        })
+        .workers(settings.http_workers)
+        .shutdown_timeout(settings.shutdown_timeout.as_secs())
+        .listen(listener)?
+        .run();
+        tracing::info!(
+            address = %format!("{}:{port}", settings.http_addr.ip()),
+            "Flowmeter API listening."
+        );
+        Ok(Self { port, server })
+    }
+
+    /// The bound port (useful with port 0).
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// Serves until SIGINT/SIGTERM, then finishes in-flight requests.
+    pub async fn run_until_stopped(self) -> std::io::Result<()> {
+        self.server.await
+    }
+
+    /// A handle to stop the server gracefully.
+    pub fn handle(&self) -> actix_web::dev::ServerHandle {
+        self.server.handle()
+    }
+}

@@ -1,0 +1,58 @@
+//! PostgreSQL access: the connection pool, the migration runner and one repository
+//! module per aggregate. Repository functions take `&impl GenericClient` so callers own
+//! transactions; they never commit.
+
+pub mod api_keys;
+pub mod events;
+pub mod migrations;
+
+use std::str::FromStr;
+
+use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime, Timeouts};
+use tokio_postgres::NoTls;
+
+use crate::config::DatabaseSettings;
+
+pub use deadpool_postgres::GenericClient;
+
+/// Builds a connection pool. Connections are opened lazily; every connection gets the
+/// configured `statement_timeout`, and waiting for a connection is bounded so callers
+/// fail fast (and the API answers 503) when the database is unreachable.
+pub fn create_pool(settings: &DatabaseSettings, application_name: &str) -> anyhow::Result<Pool> {
+    let mut config = tokio_postgres::Config::from_str(&settings.url)?;
+    config.application_name(application_name);
+    config.connect_timeout(settings.connect_timeout);
+    config.options(format!(
+        "-c statement_timeout={} -c timezone=UTC",
+        settings.statement_timeout.as_millis()
+    ));
+    let manager = Manager::from_config(
+        config,
+        NoTls,
+        ManagerConfig {
+            recycling_method: RecyclingMethod::Fast,
+        },
+    );
+    let pool = Pool::builder(manager)
+        .max_size(settings.max_connections)
+        .runtime(Runtime::Tokio1)
+        .timeouts(Timeouts {
+            wait: Some(settings.connect_timeout),
+            create: Some(settings.connect_timeout),
+            recycle: Some(settings.connect_timeout),
+        })
+        .build()?;
+    Ok(pool)
+}
+
+/// Whether a pool error means the database could not be reached. Every pool error
+/// happens while obtaining a connection (timeout, refused, unknown database, server
+/// starting up), so each one is a reason to answer 503 rather than 500.
+pub fn is_unavailable(_error: &deadpool_postgres::PoolError) -> bool {
+    true
+}
+
+/// The SQLSTATE of a database error, if the error came from the server.
+pub fn sqlstate(error: &tokio_postgres::Error) -> Option<&str> {
+    error.as_db_error().map(|e| e.code().code())
+}
