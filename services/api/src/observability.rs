@@ -100,7 +100,8 @@ impl ApiMetrics {
         for result in ["accepted", "duplicate", "rejected"] {
             metrics
                 .ingest_events
-                .get_or_create(&IngestLabels { result });
+                .get_or_create(&IngestLabels { result })
+                .inc_by(0);
         }
         metrics
     }

@@ -1,1 +1,24 @@
-fn main() {}
+use clap::Parser;
+use flowmeter_shared::telemetry;
+use flowmeter_worker::cli::{settings_from_env, Cli};
+
+#[tokio::main]
+async fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    let settings = match settings_from_env() {
+        Ok(settings) => settings,
+        Err(e) => {
+            eprintln!("flowmeter-worker: configuration error: {e}");
+            return std::process::ExitCode::from(2);
+        }
+    };
+    telemetry::init(settings.log_format);
+    match cli.run(settings).await {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!(error = format!("{e:#}"), "flowmeter-worker failed.");
+            eprintln!("flowmeter-worker: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}

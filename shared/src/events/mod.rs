@@ -7,28 +7,42 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 use uuid::Uuid;
 
+use crate::metrics::{AttemptResult, GateOutcome, TaskState};
+
 pub use validate::{validate_event, FieldError, MAX_ID_LEN};
 
-/// The task states of SPEC §2.3, in their documented order.
-pub const TASK_STATES: [&str; 11] = [
-    "backlog",
-    "ready",
-    "reserved",
-    "claimed",
-    "in_progress",
-    "implemented",
-    "integrated",
-    "conflict",
-    "blocked",
-    "abandoned",
-    "cancelled",
-];
+/// The task states of SPEC §2.3, in catalogue order (the names of [`TaskState`]).
+pub const TASK_STATES: [&str; 11] = {
+    let mut names = [""; 11];
+    let mut i = 0;
+    while i < names.len() {
+        names[i] = TaskState::ALL[i].as_str();
+        i += 1;
+    }
+    names
+};
 
-/// Outcomes of `gate_decision_recorded`.
-pub const GATE_OUTCOMES: [&str; 3] = ["approved", "rejected", "approved_with_risk"];
+/// Outcomes of `gate_decision_recorded` (the names of [`GateOutcome`]).
+pub const GATE_OUTCOMES: [&str; 3] = {
+    let mut names = [""; 3];
+    let mut i = 0;
+    while i < names.len() {
+        names[i] = GateOutcome::ALL[i].as_str();
+        i += 1;
+    }
+    names
+};
 
-/// Results of `integration_attempt_finished`.
-pub const ATTEMPT_RESULTS: [&str; 4] = ["success", "conflict", "failed_checks", "aborted"];
+/// Results of `integration_attempt_finished` (the names of [`AttemptResult`]).
+pub const ATTEMPT_RESULTS: [&str; 4] = {
+    let mut names = [""; 4];
+    let mut i = 0;
+    while i < names.len() {
+        names[i] = AttemptResult::ALL[i].as_str();
+        i += 1;
+    }
+    names
+};
 
 /// Project statuses of `project_upserted`.
 pub const PROJECT_STATUSES: [&str; 3] = ["active", "paused", "archived"];

@@ -242,7 +242,8 @@ async fn malformed_envelopes_name_their_field() {
     let app = TestApp::spawn().await;
     let mut b = EventBuilder::new();
     let base = b.task_created("t1", t("2026-03-02T09:00:00Z"), json!({}));
-    let cases: Vec<(Box<dyn Fn(&mut Value)>, &str, &str)> = vec![
+    type Case = (Box<dyn Fn(&mut Value)>, &'static str, &'static str);
+    let cases: Vec<Case> = vec![
         (
             Box::new(|e| e["project_id"] = json!("not-a-uuid")),
             "project_id",

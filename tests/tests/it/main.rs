@@ -5,6 +5,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod auth;
+mod docs;
 mod http_common;
 mod ingest;
 mod migrations;

@@ -1,0 +1,178 @@
+//! Integration (merge) attempt figures: `operational.integration_outcomes` over the last 7 d
+//! and the integration reliability score (IRS) over the last 30 d. Both look at each task's
+//! finished attempts in time order, because "retry" and "recovery" are about what happened to
+//! the same task after a failure.
+
+use std::collections::{BTreeMap, HashMap};
+
+use chrono::{DateTime, TimeDelta, Utc};
+
+use super::facts::{AttemptFacts, AttemptResult, ProjectFacts};
+use super::stats::{clamp_unit, mean, round_duration, round_ratio, round_score};
+use super::summary::{reasons, IntegrationOutcomes, IntegrationReliabilityScore};
+use super::time::{minutes_between, FLOW_WINDOW, INTEGRATION_OUTCOME_WINDOW};
+
+/// Weight of the success rate in IRS.
+pub const IRS_SUCCESS_WEIGHT: f64 = 0.60;
+/// Weight of the recovery speed in IRS.
+pub const IRS_RECOVERY_WEIGHT: f64 = 0.40;
+/// Mean recovery time (minutes) at which the recovery speed reaches 0.
+pub const IRS_RECOVERY_HORIZON_MINUTES: f64 = 24.0 * 60.0;
+
+/// One finished attempt on a task's timeline.
+type Finish = (DateTime<Utc>, AttemptResult);
+
+/// Finished attempts in the window ending at `now`, per task, in finish order (ties broken
+/// by attempt number, then attempt id, so the order never depends on input order).
+fn timelines(
+    attempts: &[AttemptFacts],
+    now: DateTime<Utc>,
+    window: TimeDelta,
+) -> BTreeMap<&str, Vec<Finish>> {
+    let mut finished: Vec<(&AttemptFacts, Finish)> = attempts
+        .iter()
+        .filter_map(|a| Some((a, a.finished_within(now, window)?)))
+        .collect();
+    finished.sort_by(|(a, (a_at, _)), (b, (b_at, _))| {
+        a_at.cmp(b_at)
+            .then_with(|| a.attempt_number.cmp(&b.attempt_number))
+            .then_with(|| a.attempt_id.cmp(&b.attempt_id))
+    });
+    let mut per_task: BTreeMap<&str, Vec<Finish>> = BTreeMap::new();
+    for (attempt, finish) in finished {
+        per_task.entry(&attempt.task_id).or_default().push(finish);
+    }
+    per_task
+}
+
+/// Minutes from a task's first failure to the first success after it, or `None` when the
+/// task has no failure followed by a success.
+fn retry_to_success_minutes(timeline: &[Finish]) -> Option<f64> {
+    let first_failure = timeline.iter().position(|(_, r)| r.is_failure())?;
+    let failed_at = timeline[first_failure].0;
+    let (succeeded_at, _) = timeline[first_failure..]
+        .iter()
+        .find(|(_, r)| *r == AttemptResult::Success)?;
+    Some(minutes_between(failed_at, *succeeded_at))
+}
+
+/// `operational.integration_outcomes`: counts per result of attempts finished in the last
+/// 7 d, and the mean over tasks of the minutes from the first failure to the next success.
+pub fn integration_outcomes(facts: &ProjectFacts, now: DateTime<Utc>) -> IntegrationOutcomes {
+    let per_task = timelines(&facts.attempts, now, INTEGRATION_OUTCOME_WINDOW);
+    let mut outcomes = IntegrationOutcomes {
+        success: 0,
+        conflict: 0,
+        failed_checks: 0,
+        aborted: 0,
+        avg_retry_to_success_minutes: None,
+        reason: None,
+    };
+    for (_, result) in per_task.values().flatten() {
+        match result {
+            AttemptResult::Success => outcomes.success += 1,
+            AttemptResult::Conflict => outcomes.conflict += 1,
+            AttemptResult::FailedChecks => outcomes.failed_checks += 1,
+            AttemptResult::Aborted => outcomes.aborted += 1,
+        }
+    }
+    let retries: Vec<f64> = per_task
+        .values()
+        .filter_map(|timeline| retry_to_success_minutes(timeline))
+        .collect();
+    outcomes.avg_retry_to_success_minutes = mean(&retries).map(round_duration);
+    if retries.is_empty() {
+        outcomes.reason = Some(reasons::NO_RETRIED_SUCCESSES.to_owned());
+    }
+    outcomes
+}
+
+/// Recovery-time samples (minutes) of the failures finished in the last 30 d. A failure's
+/// recovery time runs from its finish to the task's next successful finish. A failure not
+/// (yet) followed by a success counts with the time so far (`now − finish`) while its task is
+/// still open, so an unfixed failure weighs on recovery speed; if the task ended without a
+/// later success (abandoned, cancelled, or integrated outside the attempt flow) the failure
+/// has no recovery to measure and only lowers the success rate.
+pub fn recovery_minutes(facts: &ProjectFacts, now: DateTime<Utc>) -> Vec<f64> {
+    let open_tasks: HashMap<&str, bool> = facts
+        .tasks
+        .iter()
+        .map(|task| (task.task_id.as_str(), !task.state.is_terminal()))
+        .collect();
+    let mut samples = Vec::new();
+    for (task_id, timeline) in timelines(&facts.attempts, now, FLOW_WINDOW) {
+        // Unknown tasks are treated as open: nothing says the failure was given up.
+        let task_open = open_tasks.get(task_id).copied().unwrap_or(true);
+        for (index, (failed_at, result)) in timeline.iter().enumerate() {
+            if !result.is_failure() {
+                continue;
+            }
+            let next_success = timeline[index + 1..]
+                .iter()
+                .find(|(_, r)| *r == AttemptResult::Success);
+            match next_success {
+                Some((succeeded_at, _)) => samples.push(minutes_between(*failed_at, *succeeded_at)),
+                None if task_open => samples.push(minutes_between(*failed_at, now)),
+                None => {}
+            }
+        }
+    }
+    samples
+}
+
+/// Recovery speed: `clamp(1 − mean recovery / 24 h)`, or 1.0 when there is no recovery
+/// sample (nothing failed, or every failure ended with its task).
+pub fn recovery_speed(mean_recovery_minutes: Option<f64>) -> f64 {
+    match mean_recovery_minutes {
+        Some(minutes) => clamp_unit(1.0 - minutes / IRS_RECOVERY_HORIZON_MINUTES),
+        None => 1.0,
+    }
+}
+
+/// IRS on the 0–1 scale: `0.60·success_rate + 0.40·recovery_speed`.
+pub fn irs_combine(success_rate: f64, recovery_speed: f64) -> f64 {
+    IRS_SUCCESS_WEIGHT * success_rate + IRS_RECOVERY_WEIGHT * recovery_speed
+}
+
+/// `north_star.integration_reliability_score` over attempts finished in the last 30 d;
+/// everything `null` when none finished.
+pub fn integration_reliability_score(
+    facts: &ProjectFacts,
+    now: DateTime<Utc>,
+) -> IntegrationReliabilityScore {
+    let finishes: Vec<Finish> = timelines(&facts.attempts, now, FLOW_WINDOW)
+        .into_values()
+        .flatten()
+        .collect();
+    if finishes.is_empty() {
+        return IntegrationReliabilityScore {
+            value: None,
+            success_rate: None,
+            avg_recovery_minutes: None,
+            reason: Some(reasons::NO_FINISHED_ATTEMPTS.to_owned()),
+        };
+    }
+    let successes = finishes
+        .iter()
+        .filter(|(_, r)| *r == AttemptResult::Success)
+        .count();
+    let failures = finishes.len() - successes;
+    let success_rate = successes as f64 / finishes.len() as f64;
+    let mean_recovery = mean(&recovery_minutes(facts, now));
+    let value = irs_combine(success_rate, recovery_speed(mean_recovery));
+    let reason = match (mean_recovery, failures) {
+        (Some(_), _) => None,
+        (None, 0) => Some(reasons::NO_FAILED_ATTEMPTS),
+        (None, _) => Some(reasons::NO_RECOVERIES),
+    };
+    IntegrationReliabilityScore {
+        value: Some(round_score(100.0 * value)),
+        success_rate: Some(round_ratio(success_rate)),
+        avg_recovery_minutes: mean_recovery.map(round_duration),
+        reason: reason.map(str::to_owned),
+    }
+}
+
+#[cfg(test)]
+#[path = "integration_tests.rs"]
+mod tests;
