@@ -8,6 +8,7 @@ pub mod config;
 pub mod db;
 pub mod events;
 pub mod metrics;
+pub mod read_model;
 pub mod telemetry;
 
 /// The API version every response announces (`X-API-Version`, `"version"`).

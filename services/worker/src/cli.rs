@@ -1,37 +1,441 @@
-//! The `flowmeter-worker` command line.
+//! The `flowmeter-worker` command line. Every one-shot command prints a JSON result and
+//! exits non-zero on failure.
+
+use std::io::BufRead;
+use std::path::PathBuf;
+use std::sync::Arc;
 
 use clap::{Parser, Subcommand};
 use flowmeter_shared::config::Env;
-use flowmeter_shared::db::migrations;
+use flowmeter_shared::db::{self, checkpoints, migrations};
+use flowmeter_shared::events::{validate_event, NewEvent};
+use prometheus_client::registry::Registry;
+use serde_json::{json, Value};
+use uuid::Uuid;
 
+use crate::daemon::{self, Shutdown};
+use crate::observability::{serve_metrics, WorkerMetrics};
+use crate::runner::{Mode, RunRequest, Worker};
 use crate::settings::WorkerSettings;
 
-/// Flowmeter's worker. Configuration comes from FLOWMETER_* environment variables
-/// (see .env.example).
+/// Flowmeter's worker: folds the event log into the metrics read model, exactly once.
+/// Configuration comes from FLOWMETER_* environment variables (see .env.example).
 #[derive(Debug, Parser)]
 #[command(name = "flowmeter-worker", version, about)]
 pub struct Cli {
     #[command(subcommand)]
-    command: Command,
+    command: Option<Command>,
 }
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Run the scheduler (the default): fold on the cron schedules and on NOTIFY.
+    Run,
+    /// Fold one run for a project now.
+    Once {
+        /// The project.
+        #[arg(long)]
+        project: Uuid,
+        /// batch or near_real_time.
+        #[arg(long, default_value = "batch")]
+        mode: Mode,
+        /// Idempotency key: a key that already succeeded does nothing.
+        #[arg(long)]
+        key: Option<String>,
+        /// Most events to fold (default: the mode's).
+        #[arg(long)]
+        max_events: Option<i64>,
+    },
+    /// Fold a project until it is caught up, in resumable runs.
+    Backfill {
+        /// The project.
+        #[arg(long)]
+        project: Uuid,
+        /// Stop after this many runs.
+        #[arg(long)]
+        max_runs: Option<u32>,
+        /// Events per run (default: FLOWMETER_BATCH_MAX_EVENTS).
+        #[arg(long)]
+        max_events: Option<i64>,
+        /// batch or near_real_time.
+        #[arg(long, default_value = "batch")]
+        mode: Mode,
+    },
+    /// Resume a failed backfill from that run's start.
+    Recover {
+        /// The project.
+        #[arg(long)]
+        project: Uuid,
+        /// The failed run's id.
+        #[arg(long)]
+        run: Uuid,
+    },
+    /// Recompute a project from seq 1 (readers keep the old read model until it commits).
+    Rebuild {
+        /// The project.
+        #[arg(long)]
+        project: Uuid,
+        /// Only 1 is accepted: replaying from the middle would corrupt cumulative state.
+        #[arg(long, default_value_t = 1)]
+        from: i64,
+    },
+    /// Recompute a project in memory and compare with the stored read model.
+    Verify {
+        /// The project.
+        #[arg(long)]
+        project: Uuid,
+    },
+    /// Load an NDJSON file of events through ingest validation, in batches.
+    Import {
+        /// The file.
+        file: PathBuf,
+        /// Events per transaction.
+        #[arg(long, default_value_t = 5000)]
+        batch_size: usize,
+    },
+    /// Poison events set aside by the fold.
+    #[command(subcommand)]
+    Quarantine(QuarantineCommand),
     /// Apply pending migrations and exit.
     Migrate,
 }
 
+#[derive(Debug, Subcommand)]
+enum QuarantineCommand {
+    /// List quarantined events.
+    List {
+        /// Only this project.
+        #[arg(long)]
+        project: Option<Uuid>,
+    },
+    /// Clear a project's entries and rebuild it with the current code.
+    Retry {
+        /// The project.
+        #[arg(long)]
+        project: Uuid,
+    },
+}
+
+fn print(value: &Value) {
+    println!(
+        "{}",
+        serde_json::to_string_pretty(value).unwrap_or_default()
+    );
+}
+
 impl Cli {
-    /// Runs the chosen command, printing its JSON result.
+    /// Runs the chosen command.
     pub async fn run(self, settings: WorkerSettings) -> anyhow::Result<()> {
-        match self.command {
-            Command::Migrate => {
-                let report = migrate(&settings).await?;
-                println!("{}", serde_json::to_string_pretty(&report)?);
+        let command = self.command.unwrap_or(Command::Run);
+        let report = migrate(&settings).await?;
+        if let Command::Migrate = command {
+            print(&serde_json::to_value(report)?);
+            return Ok(());
+        }
+        let pool = db::create_pool(&settings.database, "flowmeter-worker")?;
+        let mut registry = Registry::default();
+        let metrics = Arc::new(WorkerMetrics::register(&mut registry));
+        let worker = Arc::new(Worker::new(pool.clone(), settings.clone(), metrics.clone()));
+        match command {
+            Command::Migrate => {}
+            Command::Run => {
+                let listener = tokio::net::TcpListener::bind(settings.metrics_addr)
+                    .await
+                    .map_err(|e| {
+                        anyhow::anyhow!(
+                            "binding FLOWMETER_WORKER_METRICS_ADDR {}: {e}",
+                            settings.metrics_addr
+                        )
+                    })?;
+                tracing::info!(address = %listener.local_addr()?, "Worker metrics listening.");
+                let server =
+                    tokio::spawn(serve_metrics(listener, Arc::new(registry), metrics, pool));
+                let shutdown = Arc::new(Shutdown::default());
+                let signals = shutdown.clone();
+                tokio::spawn(async move {
+                    wait_for_signal().await;
+                    tracing::info!("Stop requested; finishing the run in flight.");
+                    signals.request();
+                });
+                daemon::run(worker, shutdown).await?;
+                server.abort();
+            }
+            Command::Once {
+                project,
+                mode,
+                key,
+                max_events,
+            } => {
+                let outcome = with_lease(&worker, project, |worker, mut lease| async move {
+                    let request = RunRequest {
+                        mode,
+                        key,
+                        max_events: max_events.unwrap_or(match mode {
+                            Mode::NearRealTime => worker.settings.nrt_max_events,
+                            Mode::Batch => worker.settings.batch_max_events,
+                        }),
+                        replay_from_seq: None,
+                        force_snapshot: true,
+                    };
+                    let outcome = worker.run_claimed(&mut lease, &request).await;
+                    (lease, outcome.map_err(anyhow::Error::from))
+                })
+                .await?;
+                print(&json!({ "project_id": project, "outcome": outcome }));
+            }
+            Command::Backfill {
+                project,
+                max_runs,
+                max_events,
+                mode,
+            } => {
+                let max_events = max_events.unwrap_or(settings.batch_max_events);
+                let result = backfill(&worker, project, mode, max_runs, max_events, None).await?;
+                print(&result);
+            }
+            Command::Recover { project, run } => {
+                let client = pool.get().await?;
+                let failed = checkpoints::find_run_by_id(&client, project, run)
+                    .await?
+                    .ok_or_else(|| anyhow::anyhow!("no run {run} for project {project}"))?;
+                anyhow::ensure!(
+                    failed.status == "failed",
+                    "run {run} did not fail (status {}); nothing to recover",
+                    failed.status
+                );
+                let from = failed
+                    .replay_from_seq
+                    .filter(|_| failed.idempotency_key.starts_with("backfill:"))
+                    .ok_or_else(|| anyhow::anyhow!("run {run} is not part of a backfill"))?;
+                let mode: Mode = failed.mode.parse().map_err(anyhow::Error::msg)?;
+                drop(client);
+                let result = backfill(
+                    &worker,
+                    project,
+                    mode,
+                    None,
+                    settings.batch_max_events,
+                    Some(from),
+                )
+                .await?;
+                print(&result);
+            }
+            Command::Rebuild { project, from } => {
+                anyhow::ensure!(
+                    from == 1,
+                    "--from {from} refused: a rebuild replays from seq 1, because replaying from the middle of a stream would corrupt cumulative state"
+                );
+                print(&serde_json::to_value(worker.rebuild(project).await?)?);
+            }
+            Command::Verify { project } => {
+                let report = worker.verify(project).await?;
+                print(&serde_json::to_value(&report)?);
+                anyhow::ensure!(
+                    report.ok,
+                    "verify found {} mismatch(es)",
+                    report.mismatches.len()
+                );
+            }
+            Command::Import { file, batch_size } => {
+                print(&import(&pool, &file, batch_size.max(1)).await?);
+            }
+            Command::Quarantine(QuarantineCommand::List { project }) => {
+                let client = pool.get().await?;
+                let rows = client
+                    .query(
+                        "SELECT project_id, seq, event_id, event_type, error, quarantined_at
+                           FROM metrics_event_quarantine
+                          WHERE $1::uuid IS NULL OR project_id = $1 ORDER BY project_id, seq",
+                        &[&project],
+                    )
+                    .await?;
+                let items: Vec<Value> = rows
+                    .iter()
+                    .map(|r| {
+                        json!({
+                            "project_id": r.get::<_, Uuid>(0), "seq": r.get::<_, i64>(1),
+                            "event_id": r.get::<_, String>(2), "event_type": r.get::<_, String>(3),
+                            "error": r.get::<_, String>(4),
+                            "quarantined_at": r.get::<_, chrono::DateTime<chrono::Utc>>(5),
+                        })
+                    })
+                    .collect();
+                print(&json!({ "quarantined": items }));
+            }
+            Command::Quarantine(QuarantineCommand::Retry { project }) => {
+                let outcome = worker.rebuild(project).await?;
+                print(&json!({ "retried": project, "rebuild": outcome }));
             }
         }
         Ok(())
     }
+}
+
+async fn wait_for_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        if let Ok(mut term) = signal(SignalKind::terminate()) {
+            tokio::select! {
+                _ = term.recv() => {}
+                _ = tokio::signal::ctrl_c() => {}
+            }
+            return;
+        }
+    }
+    let _ = tokio::signal::ctrl_c().await;
+}
+
+/// Claims a project (failing fast when another worker holds it), runs `body`, releases.
+async fn with_lease<F, Fut, T>(worker: &Arc<Worker>, project: Uuid, body: F) -> anyhow::Result<T>
+where
+    F: FnOnce(Arc<Worker>, checkpoints::Lease) -> Fut,
+    Fut: std::future::Future<Output = (checkpoints::Lease, anyhow::Result<T>)>,
+{
+    let client = worker.pool.get().await?;
+    let lease = checkpoints::claim_project(
+        &client,
+        project,
+        &worker.worker_id,
+        worker.settings.lease_seconds,
+    )
+    .await?
+    .ok_or_else(|| {
+        anyhow::anyhow!(
+            "project {project} is being folded by another worker; retry when its lease expires"
+        )
+    })?;
+    drop(client);
+    if lease.recovered {
+        worker.metrics.jobs_recovered.inc();
+    }
+    let (lease, result) = body(worker.clone(), lease).await;
+    let client = worker.pool.get().await?;
+    checkpoints::release(&client, &lease).await?;
+    result
+}
+
+/// Runs until caught up (or `max_runs`), with keys `backfill:{mode}:{from}:start:{start}`,
+/// so a repeated or resumed backfill reuses the runs that finished.
+async fn backfill(
+    worker: &Arc<Worker>,
+    project: Uuid,
+    mode: Mode,
+    max_runs: Option<u32>,
+    max_events: i64,
+    from: Option<i64>,
+) -> anyhow::Result<Value> {
+    with_lease(worker, project, |worker, mut lease| async move {
+        let from = from.unwrap_or(lease.last_seq + 1);
+        let mut runs = Vec::new();
+        let mut processed = 0;
+        let mut caught_up = false;
+        let result = loop {
+            if max_runs.is_some_and(|n| runs.len() as u32 >= n) {
+                break Ok(());
+            }
+            let request = RunRequest {
+                mode,
+                key: Some(format!(
+                    "backfill:{}:{from}:start:{}",
+                    mode.as_str(),
+                    lease.last_seq + 1
+                )),
+                max_events,
+                replay_from_seq: Some(from),
+                force_snapshot: false,
+            };
+            match worker.run_claimed(&mut lease, &request).await {
+                Ok(outcome) => {
+                    processed += outcome.processed_events;
+                    caught_up = outcome.caught_up;
+                    let reused = outcome.reused;
+                    runs.push(outcome);
+                    if caught_up || reused {
+                        break Ok(());
+                    }
+                }
+                Err(error) => break Err(anyhow::Error::from(error)),
+            }
+        };
+        let value = json!({
+            "project_id": project, "replay_from_seq": from, "runs": runs.len(),
+            "processed_events": processed, "caught_up": caught_up, "last_seq": lease.last_seq,
+        });
+        (lease, result.map(|()| value))
+    })
+    .await
+}
+
+/// Two passes: validate every line (nothing is stored when any is invalid), then append in
+/// batches, each in its own transaction, skipping events already stored.
+async fn import(
+    pool: &deadpool_postgres::Pool,
+    file: &PathBuf,
+    batch_size: usize,
+) -> anyhow::Result<Value> {
+    let open = || -> anyhow::Result<std::io::BufReader<std::fs::File>> {
+        Ok(std::io::BufReader::new(std::fs::File::open(file).map_err(
+            |e| anyhow::anyhow!("opening {}: {e}", file.display()),
+        )?))
+    };
+    let parse = |index: usize, line: &str| -> Result<NewEvent, Value> {
+        let value: Value = serde_json::from_str(line).map_err(|e| {
+            json!({"index": index, "line": index + 1, "field": "line", "code": "invalid_json", "message": e.to_string()})
+        })?;
+        validate_event(index, &value).map_err(|e| {
+            json!({"index": index, "line": index + 1, "field": e.field, "code": e.code, "message": e.message})
+        })
+    };
+    let mut errors = Vec::new();
+    let mut total = 0usize;
+    for (index, line) in open()?.lines().enumerate() {
+        let line = line?;
+        if line.trim().is_empty() {
+            continue;
+        }
+        total += 1;
+        if let Err(error) = parse(index, &line) {
+            errors.push(error);
+        }
+    }
+    if !errors.is_empty() {
+        print(
+            &json!({ "stored": 0, "invalid": errors.len(), "errors": errors.iter().take(100).collect::<Vec<_>>() }),
+        );
+        anyhow::bail!(
+            "{} of {total} events are invalid; nothing was stored",
+            errors.len()
+        );
+    }
+    let (mut accepted, mut duplicates) = (0u64, 0u64);
+    let mut batch = Vec::with_capacity(batch_size);
+    let mut lines = open()?.lines().enumerate();
+    loop {
+        let next = lines.next();
+        if let Some((index, line)) = &next {
+            let line = line.as_ref().map_err(|e| anyhow::anyhow!("{e}"))?;
+            if !line.trim().is_empty() {
+                batch.push(parse(*index, line).map_err(|e| anyhow::anyhow!("{e}"))?);
+            }
+        }
+        if batch.len() >= batch_size || (next.is_none() && !batch.is_empty()) {
+            let mut client = pool.get().await?;
+            let tx = client.transaction().await?;
+            let projects = db::events::append(&tx, &batch).await?;
+            for p in projects.iter().filter(|p| p.accepted > 0) {
+                db::events::notify_appended(&tx, p.project_id).await?;
+            }
+            tx.commit().await?;
+            accepted += projects.iter().map(|p| p.accepted).sum::<u64>();
+            duplicates += projects.iter().map(|p| p.duplicates).sum::<u64>();
+            batch.clear();
+        }
+        if next.is_none() {
+            break;
+        }
+    }
+    Ok(json!({ "events": total, "accepted": accepted, "duplicates": duplicates }))
 }
 
 /// Applies migrations over a dedicated connection.

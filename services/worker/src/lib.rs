@@ -1,4 +1,10 @@
 //! Flowmeter's worker as a library: it folds the event log into the metrics read model.
 
 pub mod cli;
+pub mod daemon;
+pub mod fold;
+pub mod maintenance;
+pub mod observability;
+pub mod runner;
 pub mod settings;
+pub mod store;

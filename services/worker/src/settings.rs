@@ -2,9 +2,90 @@
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::str::FromStr;
+use std::time::Duration;
 
+use chrono::{DateTime, Utc};
 use flowmeter_shared::config::{self, ConfigError, DatabaseSettings, Env};
 use flowmeter_shared::telemetry::LogFormat;
+
+/// What to do with an event the fold cannot apply.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OnPoison {
+    /// Set it aside in `metrics_event_quarantine` and move on (the default).
+    Quarantine,
+    /// Stop folding the project until an operator acts.
+    Halt,
+}
+
+impl FromStr for OnPoison {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "quarantine" => Ok(Self::Quarantine),
+            "halt" => Ok(Self::Halt),
+            other => Err(format!(
+                "unknown policy {other:?}; expected quarantine or halt"
+            )),
+        }
+    }
+}
+
+/// Where "now" comes from. Snapshots are taken as of this clock.
+#[derive(Debug, Clone, Copy)]
+pub enum Clock {
+    /// The system clock.
+    System,
+    /// A fixed instant (tests; `FLOWMETER_TEST_NOW` in builds with the `test-hooks` feature).
+    Fixed(DateTime<Utc>),
+}
+
+impl Clock {
+    /// The current instant, truncated to microseconds (PostgreSQL's precision), so a stored
+    /// `captured_at` reads back equal.
+    pub fn now(&self) -> DateTime<Utc> {
+        match self {
+            Clock::System => {
+                let now = Utc::now();
+                DateTime::from_timestamp_micros(now.timestamp_micros()).unwrap_or(now)
+            }
+            Clock::Fixed(at) => *at,
+        }
+    }
+}
+
+/// A validated cron schedule (6 or 7 fields, seconds first).
+#[derive(Debug, Clone)]
+pub struct CronSchedule {
+    /// The expression as configured.
+    pub expression: String,
+    /// The parsed schedule.
+    pub schedule: cron::Schedule,
+}
+
+fn cron_schedule(
+    env: &Env,
+    name: &'static str,
+    default: &str,
+) -> Result<CronSchedule, ConfigError> {
+    let expression = env.raw(name).unwrap_or(default).trim().to_owned();
+    let fields = expression.split_whitespace().count();
+    let invalid = |message: String| ConfigError::Invalid {
+        name,
+        value: expression.clone(),
+        message,
+    };
+    if !(6..=7).contains(&fields) {
+        return Err(invalid(format!(
+            "a cron expression needs 6 or 7 fields with seconds first (e.g. \"*/30 * * * * *\"); got {fields}"
+        )));
+    }
+    let schedule = cron::Schedule::from_str(&expression).map_err(|e| invalid(e.to_string()))?;
+    Ok(CronSchedule {
+        expression,
+        schedule,
+    })
+}
 
 /// Everything the worker needs to start.
 #[derive(Debug, Clone)]
@@ -17,11 +98,32 @@ pub struct WorkerSettings {
     pub migrations_dir: Option<PathBuf>,
     /// Log format (`FLOWMETER_LOG_FORMAT`).
     pub log_format: LogFormat,
+    /// Near-real-time schedule (`FLOWMETER_NRT_SCHEDULE`).
+    pub nrt_schedule: CronSchedule,
+    /// Batch schedule (`FLOWMETER_BATCH_SCHEDULE`).
+    pub batch_schedule: CronSchedule,
+    /// Lease length (`FLOWMETER_LEASE_SECONDS`).
+    pub lease_seconds: i64,
+    /// Poison policy (`FLOWMETER_ON_POISON`).
+    pub on_poison: OnPoison,
+    /// Days of trend, breakdown and drill-down history kept (`FLOWMETER_RETENTION_DAYS`).
+    pub retention_days: i64,
+    /// Most events per near-real-time run (`FLOWMETER_NRT_MAX_EVENTS`).
+    pub nrt_max_events: i64,
+    /// Most events per batch or catch-up run (`FLOWMETER_BATCH_MAX_EVENTS`).
+    pub batch_max_events: i64,
+    /// While catching up, a snapshot at least this often (`FLOWMETER_SNAPSHOT_INTERVAL_MS`).
+    pub snapshot_interval: Duration,
+    /// Where "now" comes from.
+    pub clock: Clock,
+    /// Sleep before each fold commit (`FLOWMETER_TEST_FOLD_DELAY_MS`, `test-hooks` builds only).
+    pub test_fold_delay: Duration,
 }
 
 impl WorkerSettings {
     /// Reads and validates the worker's variables.
     pub fn from_env(env: &Env) -> Result<Self, ConfigError> {
+        let (clock, test_fold_delay) = test_hooks(env)?;
         Ok(Self {
             database: DatabaseSettings::from_env(env, 4)?,
             metrics_addr: config::socket_addr(
@@ -31,6 +133,91 @@ impl WorkerSettings {
             )?,
             migrations_dir: config::optional_path(env, "FLOWMETER_MIGRATIONS_DIR"),
             log_format: env.parse_or("FLOWMETER_LOG_FORMAT", LogFormat::Text)?,
+            nrt_schedule: cron_schedule(env, "FLOWMETER_NRT_SCHEDULE", "*/30 * * * * *")?,
+            batch_schedule: cron_schedule(env, "FLOWMETER_BATCH_SCHEDULE", "0 */15 * * * *")?,
+            lease_seconds: env.int_in_range("FLOWMETER_LEASE_SECONDS", 60, 1, 3600)? as i64,
+            on_poison: env.parse_or("FLOWMETER_ON_POISON", OnPoison::Quarantine)?,
+            retention_days: env.int_in_range("FLOWMETER_RETENTION_DAYS", 90, 1, 36_500)? as i64,
+            nrt_max_events: env.int_in_range("FLOWMETER_NRT_MAX_EVENTS", 500, 1, 1_000_000)? as i64,
+            batch_max_events: env.int_in_range(
+                "FLOWMETER_BATCH_MAX_EVENTS",
+                10_000,
+                1,
+                1_000_000,
+            )? as i64,
+            snapshot_interval: Duration::from_millis(env.int_in_range(
+                "FLOWMETER_SNAPSHOT_INTERVAL_MS",
+                5_000,
+                0,
+                3_600_000,
+            )?),
+            clock,
+            test_fold_delay,
         })
+    }
+}
+
+#[cfg(feature = "test-hooks")]
+fn test_hooks(env: &Env) -> Result<(Clock, Duration), ConfigError> {
+    let clock = match env.raw("FLOWMETER_TEST_NOW") {
+        None => Clock::System,
+        Some(text) => Clock::Fixed(
+            DateTime::parse_from_rfc3339(text)
+                .map_err(|e| ConfigError::Invalid {
+                    name: "FLOWMETER_TEST_NOW",
+                    value: text.to_owned(),
+                    message: e.to_string(),
+                })?
+                .with_timezone(&Utc),
+        ),
+    };
+    let delay = env.int_in_range("FLOWMETER_TEST_FOLD_DELAY_MS", 0, 0, 600_000)?;
+    Ok((clock, Duration::from_millis(delay)))
+}
+
+#[cfg(not(feature = "test-hooks"))]
+fn test_hooks(_: &Env) -> Result<(Clock, Duration), ConfigError> {
+    Ok((Clock::System, Duration::ZERO))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn base() -> Env {
+        Env::from_pairs([("FLOWMETER_DATABASE_URL", "postgres://u@127.0.0.1:5432/x")])
+    }
+
+    #[test]
+    fn defaults_match_the_spec() {
+        let s = WorkerSettings::from_env(&base()).unwrap();
+        assert_eq!(s.nrt_schedule.expression, "*/30 * * * * *");
+        assert_eq!(s.batch_schedule.expression, "0 */15 * * * *");
+        assert_eq!((s.nrt_max_events, s.batch_max_events), (500, 10_000));
+        assert_eq!(s.lease_seconds, 60);
+        assert_eq!(s.retention_days, 90);
+    }
+
+    #[test]
+    fn a_five_field_crontab_line_is_refused_with_the_variable_name() {
+        let err = WorkerSettings::from_env(&base().set("FLOWMETER_NRT_SCHEDULE", "*/5 * * * *"))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("FLOWMETER_NRT_SCHEDULE") && err.contains("6 or 7 fields"),
+            "{err}"
+        );
+        let err = WorkerSettings::from_env(&base().set("FLOWMETER_BATCH_SCHEDULE", "0 0 25 * * *"))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("FLOWMETER_BATCH_SCHEDULE"), "{err}");
+    }
+
+    #[test]
+    fn an_unknown_poison_policy_is_refused() {
+        let err = WorkerSettings::from_env(&base().set("FLOWMETER_ON_POISON", "ignore"))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("FLOWMETER_ON_POISON"));
     }
 }

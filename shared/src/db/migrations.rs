@@ -142,6 +142,11 @@ pub async fn run(
     };
     // Two processes may race to create the bookkeeping table: the loser's CREATE fails
     // with a unique or duplicate-table violation, after which the table exists.
+    // The bookkeeping table usually exists already; keep PostgreSQL's notice out of the logs.
+    client
+        .batch_execute("SET client_min_messages = warning")
+        .await
+        .map_err(sql_err("schema_migrations"))?;
     if let Err(e) = client.batch_execute(CREATE_TABLE).await {
         if !matches!(crate::db::sqlstate(&e), Some("23505" | "42P07")) {
             return Err(sql_err("schema_migrations")(e));

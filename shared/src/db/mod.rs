@@ -3,6 +3,7 @@
 //! transactions; they never commit.
 
 pub mod api_keys;
+pub mod checkpoints;
 pub mod events;
 pub mod migrations;
 

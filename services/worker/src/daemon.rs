@@ -1,0 +1,207 @@
+//! `flowmeter-worker run`: the scheduler. Near-real-time drains run on their cron schedule
+//! and whenever an ingest commit NOTIFYs; batch drains run on theirs and also refresh
+//! snapshots whose ages went stale. A drain claims projects one at a time until none needs
+//! work; a project that is behind is folded in consecutive runs (catch-up runs use the batch
+//! size) before its lease is released. SIGTERM lets the run in flight commit, then exits.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::Utc;
+use flowmeter_shared::db::checkpoints;
+use futures_util::StreamExt;
+use tokio::sync::Notify;
+
+use crate::runner::{Mode, RunRequest, Worker};
+
+/// Stop requests from signals.
+#[derive(Debug, Default)]
+pub struct Shutdown {
+    requested: AtomicBool,
+    notify: Notify,
+}
+
+impl Shutdown {
+    /// Asks the daemon to stop after the run in flight.
+    pub fn request(&self) {
+        self.requested.store(true, Ordering::SeqCst);
+        self.notify.notify_waiters();
+    }
+
+    /// Whether a stop was asked for.
+    pub fn is_requested(&self) -> bool {
+        self.requested.load(Ordering::SeqCst)
+    }
+
+    async fn wait(&self) {
+        while !self.is_requested() {
+            self.notify.notified().await;
+        }
+    }
+}
+
+/// Listens for `flowmeter_events` notifications and wakes the scheduler; reconnects after
+/// errors.
+async fn listen(url: String, wake: Arc<Notify>, shutdown: Arc<Shutdown>) {
+    let mut delay = Duration::from_millis(200);
+    while !shutdown.is_requested() {
+        match tokio_postgres::connect(&url, tokio_postgres::NoTls).await {
+            Ok((client, mut connection)) => {
+                let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+                let driver = tokio::spawn(async move {
+                    let mut messages =
+                        futures_util::stream::poll_fn(move |cx| connection.poll_message(cx));
+                    while let Some(message) = messages.next().await {
+                        match message {
+                            Ok(tokio_postgres::AsyncMessage::Notification(_)) => {
+                                let _ = tx.send(());
+                            }
+                            Ok(_) => {}
+                            Err(_) => break,
+                        }
+                    }
+                });
+                if client
+                    .batch_execute("LISTEN flowmeter_events")
+                    .await
+                    .is_ok()
+                {
+                    delay = Duration::from_millis(200);
+                    // A notification may have been missed while disconnected.
+                    wake.notify_one();
+                    while rx.recv().await.is_some() {
+                        wake.notify_one();
+                    }
+                }
+                driver.abort();
+                tracing::warn!("The LISTEN connection closed; reconnecting.");
+            }
+            Err(error) => tracing::warn!(error = %error, "LISTEN connection failed; retrying."),
+        }
+        tokio::time::sleep(delay).await;
+        delay = (delay * 2).min(Duration::from_secs(10));
+    }
+}
+
+fn until(schedule: &cron::Schedule) -> Duration {
+    schedule
+        .upcoming(Utc)
+        .next()
+        .and_then(|at| (at - Utc::now()).to_std().ok())
+        .unwrap_or(Duration::from_secs(1))
+}
+
+/// Runs the scheduler until shutdown.
+pub async fn run(worker: Arc<Worker>, shutdown: Arc<Shutdown>) -> anyhow::Result<()> {
+    let wake = Arc::new(Notify::new());
+    let listener = tokio::spawn(listen(
+        worker.settings.database.url.clone(),
+        wake.clone(),
+        shutdown.clone(),
+    ));
+    tracing::info!(
+        worker_id = %worker.worker_id,
+        nrt = %worker.settings.nrt_schedule.expression,
+        batch = %worker.settings.batch_schedule.expression,
+        "Worker started."
+    );
+    // Catch up with whatever arrived while no worker ran.
+    drain(&worker, Mode::Batch, false, &shutdown).await;
+    while !shutdown.is_requested() {
+        let nrt_in = until(&worker.settings.nrt_schedule.schedule);
+        let batch_in = until(&worker.settings.batch_schedule.schedule);
+        tokio::select! {
+            _ = tokio::time::sleep(nrt_in) => drain(&worker, Mode::NearRealTime, false, &shutdown).await,
+            _ = tokio::time::sleep(batch_in) => drain(&worker, Mode::Batch, true, &shutdown).await,
+            _ = wake.notified() => drain(&worker, Mode::NearRealTime, false, &shutdown).await,
+            _ = shutdown.wait() => {}
+        }
+    }
+    listener.abort();
+    tracing::info!(worker_id = %worker.worker_id, "Worker stopped.");
+    Ok(())
+}
+
+/// Folds every project that needs it. Errors are logged and counted; the loop goes on
+/// with other projects.
+pub async fn drain(worker: &Worker, mode: Mode, refresh: bool, shutdown: &Shutdown) {
+    let refresh_before = refresh.then(Utc::now);
+    if let Err(error) = update_gauges(worker).await {
+        tracing::warn!(error = %error, "Reading fold progress failed.");
+    }
+    while !shutdown.is_requested() {
+        let claimed = async {
+            let client = worker.pool.get().await?;
+            checkpoints::ensure_checkpoints(&client).await?;
+            checkpoints::claim_next(
+                &client,
+                &worker.worker_id,
+                worker.settings.lease_seconds,
+                refresh_before,
+            )
+            .await
+        }
+        .await;
+        let mut lease = match claimed {
+            Ok(Some(lease)) => lease,
+            Ok(None) => break,
+            Err(error) => {
+                tracing::warn!(error = %error, "Claiming a project failed.");
+                break;
+            }
+        };
+        worker.metrics.jobs_submitted.inc();
+        if lease.recovered {
+            worker.metrics.jobs_recovered.inc();
+            tracing::warn!(project = %lease.project_id, "Reclaimed a project whose previous worker never released it.");
+        }
+        let mut max_events = match mode {
+            Mode::NearRealTime => worker.settings.nrt_max_events,
+            Mode::Batch => worker.settings.batch_max_events,
+        };
+        let mut released = false;
+        loop {
+            let request = RunRequest {
+                mode,
+                key: None,
+                max_events,
+                replay_from_seq: None,
+                force_snapshot: refresh,
+            };
+            match worker.run_claimed(&mut lease, &request).await {
+                Ok(outcome) if outcome.caught_up || shutdown.is_requested() => break,
+                Ok(_) => max_events = worker.settings.batch_max_events,
+                Err(_) => {
+                    // The failure is recorded and the lease released (or lost).
+                    released = true;
+                    break;
+                }
+            }
+        }
+        if !released {
+            if let Ok(client) = worker.pool.get().await {
+                if let Err(error) = checkpoints::release(&client, &lease).await {
+                    tracing::warn!(error = %error, "Releasing a lease failed.");
+                }
+            }
+        }
+    }
+    let _ = update_gauges(worker).await;
+}
+
+async fn update_gauges(worker: &Worker) -> anyhow::Result<()> {
+    let client = worker.pool.get().await?;
+    let progress = checkpoints::progress(&client).await?;
+    let lag: i64 = progress
+        .iter()
+        .map(|p| (p.head_seq - p.last_seq).max(0))
+        .sum();
+    let stalled = progress
+        .iter()
+        .filter(|p| p.status == "stalled" || p.status == "halted")
+        .count();
+    worker.metrics.fold_lag.set(lag);
+    worker.metrics.projects_stalled.set(stalled as i64);
+    Ok(())
+}

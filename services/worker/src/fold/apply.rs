@@ -1,0 +1,622 @@
+//! Applying one event to a project's state. Parsing comes first and is the only step that
+//! can fail (a poison event); the mutation that follows cannot, so a poison event never
+//! leaves the state half-changed.
+
+use chrono::{DateTime, Utc};
+use flowmeter_shared::metrics::{AttemptResult, GateOutcome, TaskFacts, TaskState};
+use serde_json::{Map, Value};
+
+use super::model::{keys, BreakdownKey, Delta, Dims, TrendKey, BREAKDOWN_DIMENSIONS};
+use super::state::{dimension_value, ProjectState};
+use flowmeter_shared::read_model::Grain;
+
+/// An event as read from the log.
+#[derive(Debug, Clone)]
+pub struct LoggedEvent {
+    /// Per-project sequence number.
+    pub seq: i64,
+    /// Producer's id.
+    pub event_id: String,
+    /// The entity's id.
+    pub entity_id: String,
+    /// Event type as stored.
+    pub event_type: String,
+    /// Payload.
+    pub payload: Value,
+    /// When it happened.
+    pub occurred_at: DateTime<Utc>,
+}
+
+/// Data-quality issue names.
+pub mod issues {
+    /// A transition's `from_state` disagreed with the projection.
+    pub const FROM_STATE_MISMATCH: &str = "from_state_mismatch";
+    /// An event was older than the stay it ended; the duration was clamped to 0.
+    pub const NEGATIVE_DURATION: &str = "negative_duration";
+    /// A transition arrived for a task never created; the task was inferred.
+    pub const INFERRED_TASK: &str = "inferred_task";
+}
+
+/// A payload field that is absent, explicitly null, or set.
+#[derive(Debug, Clone, PartialEq)]
+enum Field<T> {
+    Absent,
+    Null,
+    Set(T),
+}
+
+impl<T: Clone> Field<T> {
+    fn apply_to(&self, target: &mut Option<T>) {
+        match self {
+            Field::Absent => {}
+            Field::Null => *target = None,
+            Field::Set(value) => *target = Some(value.clone()),
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+struct TaskAttrs {
+    title: Field<String>,
+    phase_id: Field<String>,
+    milestone_id: Field<String>,
+    task_class: Field<String>,
+    assignee: Field<String>,
+    priority: Field<i64>,
+}
+
+#[derive(Debug, Clone)]
+enum Change {
+    Nothing,
+    Phase {
+        name: Option<String>,
+        sequence: Option<i64>,
+    },
+    Milestone {
+        name: Option<String>,
+        phase_id: Field<String>,
+        sequence: Field<i64>,
+        planned_start_at: Field<DateTime<Utc>>,
+        due_at: Field<DateTime<Utc>>,
+    },
+    TaskCreated {
+        attrs: TaskAttrs,
+        state: Option<TaskState>,
+    },
+    TaskUpdated {
+        attrs: TaskAttrs,
+    },
+    Transition {
+        to: TaskState,
+        from: Option<TaskState>,
+    },
+    GateRequested {
+        task_id: String,
+        gate_type: Option<String>,
+        reviewer: Option<String>,
+        sla_hours: Option<f64>,
+    },
+    GateDecided {
+        task_id: String,
+        outcome: GateOutcome,
+        gate_type: Option<String>,
+    },
+    AttemptStarted {
+        task_id: String,
+        attempt_number: Option<i64>,
+    },
+    AttemptFinished {
+        task_id: String,
+        result: AttemptResult,
+        attempt_number: Option<i64>,
+    },
+}
+
+struct Payload<'a>(&'a Map<String, Value>);
+
+impl Payload<'_> {
+    fn string(&self, name: &str) -> Result<Field<String>, String> {
+        match self.0.get(name) {
+            None => Ok(Field::Absent),
+            Some(Value::Null) => Ok(Field::Null),
+            Some(Value::String(s)) => Ok(Field::Set(s.clone())),
+            Some(_) => Err(format!("payload.{name} must be a string")),
+        }
+    }
+
+    fn opt_string(&self, name: &str) -> Result<Option<String>, String> {
+        Ok(match self.string(name)? {
+            Field::Set(s) => Some(s),
+            _ => None,
+        })
+    }
+
+    fn required_string(&self, name: &str) -> Result<String, String> {
+        self.opt_string(name)?
+            .ok_or_else(|| format!("payload.{name} is required"))
+    }
+
+    fn integer(&self, name: &str) -> Result<Field<i64>, String> {
+        match self.0.get(name) {
+            None => Ok(Field::Absent),
+            Some(Value::Null) => Ok(Field::Null),
+            Some(v) => v
+                .as_i64()
+                .map(Field::Set)
+                .ok_or_else(|| format!("payload.{name} must be an integer")),
+        }
+    }
+
+    fn opt_integer(&self, name: &str) -> Result<Option<i64>, String> {
+        Ok(match self.integer(name)? {
+            Field::Set(n) => Some(n),
+            _ => None,
+        })
+    }
+
+    fn timestamp(&self, name: &str) -> Result<Field<DateTime<Utc>>, String> {
+        match self.string(name)? {
+            Field::Absent => Ok(Field::Absent),
+            Field::Null => Ok(Field::Null),
+            Field::Set(text) => DateTime::parse_from_rfc3339(&text)
+                .map(|t| Field::Set(t.with_timezone(&Utc)))
+                .map_err(|_| format!("payload.{name} is not an RFC 3339 timestamp")),
+        }
+    }
+
+    fn parsed<T: std::str::FromStr>(&self, name: &str) -> Result<Option<T>, String>
+    where
+        T::Err: std::fmt::Display,
+    {
+        self.opt_string(name)?
+            .map(|text| {
+                text.parse::<T>()
+                    .map_err(|e| format!("payload.{name}: {e}"))
+            })
+            .transpose()
+    }
+
+    fn attrs(&self) -> Result<TaskAttrs, String> {
+        Ok(TaskAttrs {
+            title: self.string("title")?,
+            phase_id: self.string("phase_id")?,
+            milestone_id: self.string("milestone_id")?,
+            task_class: self.string("task_class")?,
+            assignee: self.string("assignee")?,
+            priority: self.integer("priority")?,
+        })
+    }
+}
+
+#[cfg(feature = "test-hooks")]
+fn forced_poison(event_type: &str) -> bool {
+    static TYPES: std::sync::OnceLock<Vec<String>> = std::sync::OnceLock::new();
+    TYPES
+        .get_or_init(|| {
+            std::env::var("FLOWMETER_TEST_POISON_EVENT_TYPES")
+                .unwrap_or_default()
+                .split(',')
+                .map(|s| s.trim().to_owned())
+                .filter(|s| !s.is_empty())
+                .collect()
+        })
+        .iter()
+        .any(|t| t == event_type)
+}
+
+#[cfg(not(feature = "test-hooks"))]
+fn forced_poison(_: &str) -> bool {
+    false
+}
+
+fn parse(event: &LoggedEvent) -> Result<Change, String> {
+    if forced_poison(&event.event_type) {
+        return Err(format!(
+            "{} events are refused by FLOWMETER_TEST_POISON_EVENT_TYPES",
+            event.event_type
+        ));
+    }
+    let empty = Map::new();
+    let p = Payload(event.payload.as_object().unwrap_or(&empty));
+    if !event.payload.is_object() {
+        return Err("payload is not a JSON object".into());
+    }
+    Ok(match event.event_type.as_str() {
+        "project_upserted" => Change::Nothing,
+        "phase_upserted" => Change::Phase {
+            name: p.opt_string("name")?,
+            sequence: p.opt_integer("sequence")?,
+        },
+        "milestone_upserted" => Change::Milestone {
+            name: p.opt_string("name")?,
+            phase_id: p.string("phase_id")?,
+            sequence: p.integer("sequence")?,
+            planned_start_at: p.timestamp("planned_start_at")?,
+            due_at: p.timestamp("due_at")?,
+        },
+        "task_created" => Change::TaskCreated {
+            attrs: p.attrs()?,
+            state: p.parsed("state")?,
+        },
+        "task_updated" => Change::TaskUpdated { attrs: p.attrs()? },
+        "task_state_transitioned" => Change::Transition {
+            to: p
+                .parsed("to_state")?
+                .ok_or_else(|| "payload.to_state is required".to_owned())?,
+            from: p.parsed("from_state")?,
+        },
+        "gate_requested" => Change::GateRequested {
+            task_id: p.required_string("task_id")?,
+            gate_type: p.opt_string("gate_type")?,
+            reviewer: p.opt_string("reviewer")?,
+            sla_hours: match p.0.get("sla_hours") {
+                None | Some(Value::Null) => None,
+                Some(v) => Some(
+                    v.as_f64()
+                        .filter(|h| h.is_finite() && *h >= 0.0)
+                        .ok_or("payload.sla_hours must be a non-negative number")?,
+                ),
+            },
+        },
+        "gate_decision_recorded" => Change::GateDecided {
+            task_id: p.required_string("task_id")?,
+            outcome: p
+                .parsed("outcome")?
+                .ok_or_else(|| "payload.outcome is required".to_owned())?,
+            gate_type: p.opt_string("gate_type")?,
+        },
+        "integration_attempt_started" => Change::AttemptStarted {
+            task_id: p.required_string("task_id")?,
+            attempt_number: p.opt_integer("attempt_number")?,
+        },
+        "integration_attempt_finished" => Change::AttemptFinished {
+            task_id: p.required_string("task_id")?,
+            result: p
+                .parsed("result")?
+                .ok_or_else(|| "payload.result is required".to_owned())?,
+            attempt_number: p.opt_integer("attempt_number")?,
+        },
+        other => return Err(format!("unknown event_type {other:?}")),
+    })
+}
+
+impl ProjectState {
+    /// Applies one event. A poison event is recorded in `delta.quarantine` and otherwise
+    /// ignored; the caller's cursor moves on either way.
+    pub fn apply(&mut self, event: &LoggedEvent, delta: &mut Delta) {
+        delta.last_seq = Some(event.seq);
+        let change = match parse(event) {
+            Ok(change) => change,
+            Err(error) => {
+                delta.quarantine.insert(
+                    event.seq,
+                    super::model::QuarantinedEvent {
+                        event_id: event.event_id.clone(),
+                        event_type: event.event_type.clone(),
+                        error,
+                    },
+                );
+                return;
+            }
+        };
+        let at = event.occurred_at;
+        self.advance_to(at, delta);
+        let id = event.entity_id.as_str();
+        match change {
+            Change::Nothing => {}
+            Change::Phase { name, sequence } => {
+                let phase =
+                    self.phases
+                        .entry(id.to_owned())
+                        .or_insert_with(|| super::model::PhaseFacts {
+                            phase_id: id.to_owned(),
+                            name: None,
+                            sequence: None,
+                        });
+                phase.name = name.or(phase.name.take());
+                phase.sequence = sequence.or(phase.sequence);
+                delta.phases.insert(id.to_owned());
+            }
+            Change::Milestone {
+                name,
+                phase_id,
+                sequence,
+                planned_start_at,
+                due_at,
+            } => {
+                let milestone = self.milestone_mut(id, at);
+                if name.is_some() {
+                    milestone.name = name;
+                }
+                phase_id.apply_to(&mut milestone.phase_id);
+                sequence.apply_to(&mut milestone.sequence);
+                planned_start_at.apply_to(&mut milestone.planned_start_at);
+                due_at.apply_to(&mut milestone.due_at);
+                delta.milestones.insert(id.to_owned());
+            }
+            Change::TaskCreated { attrs, state } => {
+                if self.task(id).is_none() {
+                    self.create_task(id, at, false, state, Some(&attrs), delta);
+                } else {
+                    // A creation after an inferred start (out of order) or a resend with a
+                    // new event id: keep the state, take the attributes.
+                    self.update_task(id, |task| {
+                        apply_attrs(task, &attrs);
+                        task.inferred = false;
+                    });
+                }
+                delta.tasks.insert(id.to_owned());
+            }
+            Change::TaskUpdated { attrs } => {
+                if self.task(id).is_none() {
+                    self.create_task(id, at, true, None, None, delta);
+                }
+                self.update_task(id, |task| apply_attrs(task, &attrs));
+                delta.tasks.insert(id.to_owned());
+            }
+            Change::Transition { to, from } => {
+                if self.task(id).is_none() {
+                    delta.data_quality(issues::INFERRED_TASK);
+                    self.create_task(id, at, true, from, None, delta);
+                } else if from.is_some_and(|from| Some(from) != self.task(id).map(|t| t.state)) {
+                    delta.data_quality(issues::FROM_STATE_MISMATCH);
+                }
+                *delta.transitions.entry(to.as_str().to_owned()).or_default() += 1;
+                self.transition(id, to, at, delta);
+                delta.tasks.insert(id.to_owned());
+            }
+            Change::GateRequested {
+                task_id,
+                gate_type,
+                reviewer,
+                sla_hours,
+            } => {
+                let gate = self.gate_mut(id, &task_id);
+                gate.task_id = task_id;
+                gate.requested_at = Some(at);
+                gate.gate_type = gate_type.or(gate.gate_type.take());
+                gate.reviewer = reviewer.or(gate.reviewer.take());
+                gate.sla_hours = sla_hours.or(gate.sla_hours);
+                delta.gates.insert(id.to_owned());
+            }
+            Change::GateDecided {
+                task_id,
+                outcome,
+                gate_type,
+            } => {
+                let gate = self.gate_mut(id, &task_id);
+                gate.decided_at = Some(at);
+                gate.outcome = Some(outcome);
+                gate.gate_type = gate_type.or(gate.gate_type.take());
+                delta.gates.insert(id.to_owned());
+            }
+            Change::AttemptStarted {
+                task_id,
+                attempt_number,
+            } => {
+                let (attempt, created) = self.attempt_mut(id, &task_id);
+                attempt.started_at = Some(at);
+                attempt.attempt_number = attempt_number.or(attempt.attempt_number);
+                if created {
+                    self.count_attempt(&task_id, false, delta);
+                }
+                delta.attempts.insert(id.to_owned());
+            }
+            Change::AttemptFinished {
+                task_id,
+                result,
+                attempt_number,
+            } => {
+                let (attempt, created) = self.attempt_mut(id, &task_id);
+                let first_finish = attempt.finished_at.is_none();
+                attempt.finished_at = Some(at);
+                attempt.result = Some(result);
+                attempt.attempt_number = attempt_number.or(attempt.attempt_number);
+                if created {
+                    self.count_attempt(&task_id, false, delta);
+                }
+                if first_finish && result.is_failure() {
+                    self.count_attempt(&task_id, true, delta);
+                }
+                delta.attempts.insert(id.to_owned());
+            }
+        }
+    }
+
+    fn count_attempt(&mut self, task_id: &str, failure: bool, delta: &mut Delta) {
+        let counted = self.update_task(task_id, |task| {
+            if failure {
+                task.integration_failures += 1;
+            } else {
+                task.integration_attempts += 1;
+            }
+        });
+        if counted.is_some() {
+            delta.tasks.insert(task_id.to_owned());
+        }
+    }
+
+    fn create_task(
+        &mut self,
+        id: &str,
+        at: DateTime<Utc>,
+        inferred: bool,
+        state: Option<TaskState>,
+        attrs: Option<&TaskAttrs>,
+        delta: &mut Delta,
+    ) {
+        let mut task = TaskFacts::new(id, at);
+        task.inferred = inferred;
+        if let Some(attrs) = attrs {
+            apply_attrs(&mut task, attrs);
+        }
+        let initial = state.unwrap_or(TaskState::Backlog);
+        self.insert_task(task);
+        if initial != TaskState::Backlog {
+            // Enter the initial state through the same path as a transition, so its
+            // timestamps (claimed_at, blocked episodes, …) are set consistently.
+            self.enter_state(id, initial, at, delta);
+        }
+        if let Some(task) = self.task(id) {
+            let dims = Dims::of(task);
+            let values: Vec<_> = BREAKDOWN_DIMENSIONS
+                .iter()
+                .map(|d| (*d, dimension_value(task, d)))
+                .collect();
+            self.count(keys::ARRIVALS, at, &dims, &values, delta);
+        }
+    }
+
+    /// Adds one to a count metric in every grain, for the total and the task's dimensions.
+    fn count(
+        &self,
+        metric: &str,
+        at: DateTime<Utc>,
+        dims: &Dims,
+        dimension_values: &[(&str, String)],
+        delta: &mut Delta,
+    ) {
+        for grain in Grain::ALL {
+            let bucket = grain.bucket(at);
+            delta.add_trend(trend_key(metric, grain, bucket, None), 1.0, 1);
+            if grain.has_dimensions() {
+                delta.add_trend(trend_key(metric, grain, bucket, Some(dims.clone())), 1.0, 1);
+            }
+        }
+        for (dimension, value) in dimension_values {
+            delta.add_breakdown(breakdown_key(metric, dimension, value, at), 1.0, 1);
+        }
+    }
+
+    fn transition(&mut self, id: &str, to: TaskState, at: DateTime<Utc>, delta: &mut Delta) {
+        let Some(current) = self.task(id).map(|t| t.state) else {
+            return;
+        };
+        if current == to {
+            return;
+        }
+        self.enter_state(id, to, at, delta);
+    }
+
+    /// Moves a task into `to` at `at`: closes the current stay (clamping a negative
+    /// duration to 0) and sets the entry timestamps of SPEC §4.
+    fn enter_state(&mut self, id: &str, to: TaskState, at: DateTime<Utc>, delta: &mut Delta) {
+        let negative = self
+            .update_task(id, |task| {
+                let negative = at < task.state_entered_at;
+                let stay = (at - task.state_entered_at)
+                    .num_microseconds()
+                    .unwrap_or(0)
+                    .max(0) as f64
+                    / 1_000_000.0;
+                let from = task.state;
+                task.time_in_state_seconds.add(from, stay);
+                if from == TaskState::Blocked {
+                    if let Some(open) = task
+                        .blocked_episodes
+                        .iter_mut()
+                        .rev()
+                        .find(|e| e.ended_at.is_none())
+                    {
+                        open.ended_at = Some(at.max(open.started_at));
+                    }
+                    task.blocked_since = None;
+                }
+                if to == TaskState::Blocked {
+                    task.blocked_episodes
+                        .push(flowmeter_shared::metrics::BlockedEpisode {
+                            started_at: at,
+                            ended_at: None,
+                        });
+                    task.blocked_since = Some(at);
+                }
+                if matches!(to, TaskState::Claimed | TaskState::InProgress)
+                    && task.claimed_at.is_none()
+                {
+                    task.claimed_at = Some(at);
+                }
+                if to == TaskState::Implemented {
+                    task.implemented_at = Some(at);
+                }
+                if to == TaskState::Integrated {
+                    task.integrated_at = Some(at);
+                }
+                task.terminal_at = to.is_terminal().then_some(at);
+                task.state = to;
+                task.state_entered_at = task.state_entered_at.max(at);
+                negative
+            })
+            .unwrap_or(false);
+        if negative {
+            delta.data_quality(issues::NEGATIVE_DURATION);
+        }
+        if to == TaskState::Integrated {
+            self.count_integration(id, at, delta);
+        }
+    }
+
+    fn count_integration(&self, id: &str, at: DateTime<Utc>, delta: &mut Delta) {
+        let Some(task) = self.task(id) else {
+            return;
+        };
+        let dims = Dims::of(task);
+        let values: Vec<_> = BREAKDOWN_DIMENSIONS
+            .iter()
+            .map(|d| (*d, dimension_value(task, d)))
+            .collect();
+        self.count(keys::THROUGHPUT, at, &dims, &values, delta);
+        let durations = [
+            (keys::CYCLE_TIME, task.cycle_time_seconds()),
+            (keys::LEAD_TIME, task.lead_time_seconds()),
+        ];
+        for (metric, seconds) in durations {
+            let Some(seconds) = seconds else { continue };
+            for (dimension, value) in &values {
+                delta.add_breakdown(
+                    breakdown_key(metric, dimension, value, at),
+                    seconds / 60.0,
+                    1,
+                );
+            }
+        }
+    }
+}
+
+fn apply_attrs(task: &mut TaskFacts, attrs: &TaskAttrs) {
+    attrs.title.apply_to(&mut task.title);
+    attrs.phase_id.apply_to(&mut task.phase_id);
+    attrs.milestone_id.apply_to(&mut task.milestone_id);
+    attrs.task_class.apply_to(&mut task.task_class);
+    attrs.assignee.apply_to(&mut task.assignee);
+    attrs.priority.apply_to(&mut task.priority);
+}
+
+/// A trend key.
+pub fn trend_key(
+    metric: &str,
+    grain: Grain,
+    bucket: DateTime<Utc>,
+    dims: Option<Dims>,
+) -> TrendKey {
+    TrendKey {
+        metric: metric.to_owned(),
+        grain,
+        bucket,
+        dims,
+    }
+}
+
+/// A breakdown key for the UTC day of `at`.
+pub fn breakdown_key(
+    metric: &str,
+    dimension: &str,
+    value: &str,
+    at: DateTime<Utc>,
+) -> BreakdownKey {
+    BreakdownKey {
+        metric: metric.to_owned(),
+        dimension: dimension.to_owned(),
+        value: value.to_owned(),
+        day: at.date_naive(),
+    }
+}

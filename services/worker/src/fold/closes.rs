@@ -1,0 +1,223 @@
+//! Level points "as of the bucket's end" (SPEC §4.1). The fold closes a bucket when event
+//! time moves past its end, so the points depend on the events alone, never on batch
+//! boundaries or wall-clock time. A snapshot writes the same kind of points for buckets that
+//! have ended in wall-clock time but not yet in event time (`close_until`), without moving
+//! the cursors: when later events close those buckets for real they overwrite them.
+
+use std::collections::HashMap;
+
+use chrono::{DateTime, Duration, Utc};
+use flowmeter_shared::metrics::stats::{percentile_cont, round_duration, round_score};
+use flowmeter_shared::metrics::{efficiency, integration, predictability};
+use serde_json::{json, Value};
+
+use super::apply::trend_key;
+use super::model::{keys, BreakdownKey, BreakdownValue, Delta, TrendValue};
+use super::state::ProjectState;
+use flowmeter_shared::read_model::Grain;
+
+/// The window of the cycle and lead time percentiles.
+const DURATION_WINDOW_DAYS: i64 = 30;
+
+/// Scores as of one instant, shared by the grains that close at that instant.
+#[derive(Debug, Clone, Copy)]
+struct Scores {
+    dpi: Option<f64>,
+    fes: Option<f64>,
+    irs: Option<f64>,
+}
+
+/// A percentile and a distribution-free 95 % confidence interval from order statistics.
+pub fn p50_with_interval(samples: &mut [f64]) -> (Option<f64>, Value) {
+    samples.sort_by(|a, b| a.total_cmp(b));
+    let n = samples.len();
+    let p50 = percentile_cont(samples, 0.5).map(round_duration);
+    if n == 0 {
+        return (None, json!({}));
+    }
+    // Ranks j < k with P(x_(j) ≤ median ≤ x_(k)) ≈ 0.95 (normal approximation to the
+    // binomial), clamped to the sample.
+    let half_width = 1.96 * (n as f64).sqrt() / 2.0;
+    let lower_rank = ((n as f64) / 2.0 - half_width).floor().max(1.0) as usize;
+    let upper_rank = ((n as f64) / 2.0 + half_width).ceil().min(n as f64) as usize;
+    let interval = json!({
+        "confidence_interval": {
+            "lower": round_duration(samples[lower_rank - 1]),
+            "upper": round_duration(samples[upper_rank - 1]),
+            "level": 0.95,
+        }
+    });
+    (p50, interval)
+}
+
+impl ProjectState {
+    /// Closes every bucket that ends at or before `t` and moves the cursors past them.
+    pub fn advance_to(&mut self, t: DateTime<Utc>, delta: &mut Delta) {
+        let mut scores = HashMap::new();
+        for grain in Grain::ALL {
+            let Some(mut start) = self.cursors.open.get(&grain).copied() else {
+                self.cursors.open.insert(grain, grain.bucket(t));
+                continue;
+            };
+            let mut end = grain.next(start);
+            if end > t {
+                continue;
+            }
+            while end <= t {
+                self.close(grain, start, end, grain.closes_scores(), delta, &mut scores);
+                start = end;
+                end = grain.next(start);
+            }
+            self.cursors.open.insert(grain, start);
+        }
+    }
+
+    /// Writes the points of buckets that ended before `now` but are still open in event
+    /// time, leaving the cursors where they are. Returns nothing; the points go to `delta`.
+    pub fn close_until(&self, now: DateTime<Utc>, delta: &mut Delta) {
+        let mut scores = HashMap::new();
+        for grain in Grain::ALL {
+            let Some(mut start) = self.cursors.open.get(&grain).copied() else {
+                continue;
+            };
+            let mut end = grain.next(start);
+            while end <= now {
+                self.close(grain, start, end, grain.closes_scores(), delta, &mut scores);
+                start = end;
+                end = grain.next(start);
+            }
+        }
+    }
+
+    fn scores_at(&self, end: DateTime<Utc>, cache: &mut HashMap<DateTime<Utc>, Scores>) -> Scores {
+        *cache.entry(end).or_insert_with(|| Scores {
+            dpi: predictability::delivery_predictability_index(&self.facts, end, None).value,
+            fes: efficiency::flow_efficiency_score(&self.facts, end).value,
+            irs: integration::integration_reliability_score(&self.facts, end).value,
+        })
+    }
+
+    /// Cycle and lead time samples (minutes) of tasks integrated in the 30 days before `end`.
+    pub fn duration_samples(&self, end: DateTime<Utc>) -> (Vec<f64>, Vec<f64>) {
+        let from = (end - Duration::days(DURATION_WINDOW_DAYS), String::new());
+        let mut cycle = Vec::new();
+        let mut lead = Vec::new();
+        for ((at, _), sample) in self.integrated.range(from..) {
+            if *at >= end {
+                break;
+            }
+            if let Some(seconds) = sample.cycle_seconds {
+                cycle.push(seconds / 60.0);
+            }
+            lead.push(sample.lead_seconds / 60.0);
+        }
+        (cycle, lead)
+    }
+
+    /// Writes the open bucket of every grain as of `now` (scores at every grain, the hour
+    /// included).
+    pub fn open_buckets(&self, now: DateTime<Utc>, delta: &mut Delta) {
+        let mut scores = HashMap::new();
+        for grain in Grain::ALL {
+            self.close(grain, grain.bucket(now), now, true, delta, &mut scores);
+        }
+    }
+
+    fn close(
+        &self,
+        grain: Grain,
+        start: DateTime<Utc>,
+        end: DateTime<Utc>,
+        with_scores: bool,
+        delta: &mut Delta,
+        cache: &mut HashMap<DateTime<Utc>, Scores>,
+    ) {
+        let level = |value: f64| TrendValue {
+            value: Some(value),
+            sample_size: value as i64,
+            detail: json!({}),
+        };
+        let total = |metric: &str| trend_key(metric, grain, start, None);
+        delta
+            .trend_set
+            .insert(total(keys::WIP), level(self.wip_count() as f64));
+        delta
+            .trend_set
+            .insert(total(keys::BLOCKED), level(self.blocked_count() as f64));
+
+        let (mut cycle, mut lead) = self.duration_samples(end);
+        for (metric, samples) in [(keys::CYCLE_TIME, &mut cycle), (keys::LEAD_TIME, &mut lead)] {
+            let n = samples.len() as i64;
+            let (p50, detail) = p50_with_interval(samples);
+            delta.trend_set.insert(
+                total(metric),
+                TrendValue {
+                    value: p50,
+                    sample_size: n,
+                    detail,
+                },
+            );
+        }
+
+        if with_scores {
+            let scores = self.scores_at(end, cache);
+            for (metric, value) in [
+                (keys::DPI, scores.dpi),
+                (keys::FES, scores.fes),
+                (keys::IRS, scores.irs),
+            ] {
+                delta.trend_set.insert(
+                    total(metric),
+                    TrendValue {
+                        value: value.map(round_score),
+                        sample_size: 0,
+                        detail: json!({}),
+                    },
+                );
+            }
+        }
+
+        if grain.has_dimensions() {
+            for metric in [keys::WIP, keys::BLOCKED] {
+                delta
+                    .trend_replace_dims
+                    .insert((metric.to_owned(), grain, start));
+            }
+            for (dims, count) in &self.levels_by_dims {
+                for (metric, value) in [(keys::WIP, count.wip), (keys::BLOCKED, count.blocked)] {
+                    if value != 0 {
+                        delta.trend_set.insert(
+                            trend_key(metric, grain, start, Some(dims.clone())),
+                            level(value as f64),
+                        );
+                    }
+                }
+            }
+        }
+
+        if grain == Grain::Day {
+            let day = start.date_naive();
+            for metric in [keys::WIP, keys::BLOCKED] {
+                delta.breakdown_replace.insert((metric.to_owned(), day));
+            }
+            for ((dimension, value), count) in &self.levels_by_dimension {
+                for (metric, n) in [(keys::WIP, count.wip), (keys::BLOCKED, count.blocked)] {
+                    if n != 0 {
+                        delta.breakdown_set.insert(
+                            BreakdownKey {
+                                metric: metric.to_owned(),
+                                dimension: (*dimension).to_owned(),
+                                value: value.clone(),
+                                day,
+                            },
+                            BreakdownValue {
+                                value: n as f64,
+                                sample_size: n,
+                            },
+                        );
+                    }
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,68 @@
+//! The snapshot step: the summary in the exact API shape, milestone health with its
+//! forecast, level points for the open buckets and the buckets that ended in wall-clock
+//! time, and the age drill-downs — all as of one instant, `now`.
+
+use chrono::{DateTime, Duration, Utc};
+use flowmeter_shared::metrics::{compute_summary, milestone_health};
+
+use super::closes::p50_with_interval;
+use super::drilldown::SNAPSHOT_METRICS;
+use super::model::{keys, Delta, SummaryRow, TrendKey};
+use super::state::ProjectState;
+use flowmeter_shared::read_model::Grain;
+
+/// The day bucket whose DPI is "the value 7 days earlier" for a snapshot at `now`: the
+/// latest day that ended at or before `now − 7 d`.
+pub fn dpi_reference_bucket(now: DateTime<Utc>) -> DateTime<Utc> {
+    Grain::Day.bucket(now - Duration::days(7)) - Duration::days(1)
+}
+
+impl ProjectState {
+    /// Computes the snapshot as of `now`. `stored_dpi` looks up a stored day point of DPI
+    /// (outer `None`: no such point); points this snapshot itself writes take precedence.
+    pub fn snapshot(
+        &self,
+        now: DateTime<Utc>,
+        as_of_seq: i64,
+        stored_dpi: impl Fn(DateTime<Utc>) -> Option<Option<f64>>,
+    ) -> Delta {
+        let mut delta = Delta::default();
+        self.close_until(now, &mut delta);
+
+        let reference = dpi_reference_bucket(now);
+        let key = TrendKey {
+            metric: keys::DPI.to_owned(),
+            grain: Grain::Day,
+            bucket: reference,
+            dims: None,
+        };
+        let dpi_7d_ago = match delta.trend_set.get(&key) {
+            Some(point) => point.value,
+            None => stored_dpi(reference).flatten(),
+        };
+
+        let summary = compute_summary(&self.facts, now, dpi_7d_ago);
+        let health = milestone_health(&self.facts, now, self.project_id, as_of_seq);
+
+        // The open bucket of every grain, as of now: the same computation as a close,
+        // ending at `now`, with scores at every grain.
+        self.open_buckets(now, &mut delta);
+        delta.drilldown_replace = Some((
+            SNAPSHOT_METRICS.iter().map(|m| (*m).to_owned()).collect(),
+            self.snapshot_rows(now),
+        ));
+        delta.summary = Some(SummaryRow {
+            captured_at: now,
+            as_of_seq,
+            payload: serde_json::to_value(&summary).unwrap_or_default(),
+            health: serde_json::to_value(&health).unwrap_or_default(),
+        });
+        delta
+    }
+
+    /// Cycle time p50 with its interval as of `now` (for consistency checks and tests).
+    pub fn cycle_time_p50(&self, now: DateTime<Utc>) -> Option<f64> {
+        let (mut cycle, _) = self.duration_samples(now);
+        p50_with_interval(&mut cycle).0
+    }
+}

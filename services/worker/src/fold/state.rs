@@ -1,0 +1,309 @@
+//! One project's fold state in memory: the facts every formula reads, indexes by entity id,
+//! the event-time bucket cursors, and derived caches (current state counts, WIP/blocked per
+//! dimension, the integrated-task index) that make bucket closes cheap. Every change to a
+//! task goes through [`ProjectState::update_task`], which removes the task's contribution to
+//! the caches, applies the change and adds it back, so the caches cannot drift.
+
+use std::collections::{BTreeMap, HashMap};
+
+use chrono::{DateTime, Utc};
+use flowmeter_shared::metrics::{
+    AttemptFacts, GateFacts, MilestoneFacts, ProjectFacts, TaskFacts, TaskState,
+};
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use super::model::{Dims, PhaseFacts, BREAKDOWN_DIMENSIONS};
+use flowmeter_shared::read_model::Grain;
+
+/// WIP and blocked counts of a group of tasks.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct LevelCount {
+    /// Tasks in WIP states.
+    pub wip: i64,
+    /// Tasks blocked.
+    pub blocked: i64,
+}
+
+impl LevelCount {
+    fn add(&mut self, task: &TaskFacts, sign: i64) {
+        if task.state.is_wip() {
+            self.wip += sign;
+        }
+        if task.state == TaskState::Blocked {
+            self.blocked += sign;
+        }
+    }
+
+    fn is_zero(self) -> bool {
+        self.wip == 0 && self.blocked == 0
+    }
+}
+
+/// Durations of an integrated task, indexed by integration time.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct IntegratedSample {
+    /// Cycle time in seconds, when the task was claimed.
+    pub cycle_seconds: Option<f64>,
+    /// Lead time in seconds.
+    pub lead_seconds: f64,
+}
+
+/// Event-time cursors carried between batches (stored in the checkpoint's `fold_state`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Cursors {
+    /// The open (not yet closed) bucket per grain.
+    pub open: BTreeMap<Grain, DateTime<Utc>>,
+}
+
+/// A project's fold state.
+#[derive(Debug, Clone)]
+pub struct ProjectState {
+    /// The project.
+    pub project_id: Uuid,
+    /// Tasks, gates, attempts and milestones for the formulas.
+    pub facts: ProjectFacts,
+    /// Phases.
+    pub phases: BTreeMap<String, PhaseFacts>,
+    /// Event-time cursors.
+    pub cursors: Cursors,
+    task_index: HashMap<String, usize>,
+    gate_index: HashMap<String, usize>,
+    attempt_index: HashMap<String, usize>,
+    milestone_index: HashMap<String, usize>,
+    /// Tasks per current state.
+    pub state_counts: [i64; 11],
+    /// WIP/blocked per full dimension tuple.
+    pub levels_by_dims: BTreeMap<Dims, LevelCount>,
+    /// WIP/blocked per single breakdown dimension value.
+    pub levels_by_dimension: BTreeMap<(&'static str, String), LevelCount>,
+    /// Integrated tasks by (integrated_at, task_id).
+    pub integrated: BTreeMap<(DateTime<Utc>, String), IntegratedSample>,
+}
+
+/// The value of one breakdown dimension for a task ("" when it has none).
+pub fn dimension_value(task: &TaskFacts, dimension: &str) -> String {
+    match dimension {
+        "phase" => task.phase_id.clone(),
+        "milestone" => task.milestone_id.clone(),
+        "assignee" => task.assignee.clone(),
+        "task_class" => task.task_class.clone(),
+        "state" => Some(task.state.as_str().to_owned()),
+        _ => None,
+    }
+    .unwrap_or_default()
+}
+
+impl ProjectState {
+    /// An empty project.
+    pub fn new(project_id: Uuid) -> Self {
+        Self::from_parts(
+            project_id,
+            ProjectFacts::default(),
+            BTreeMap::new(),
+            Cursors::default(),
+        )
+    }
+
+    /// A project rebuilt from stored projections.
+    pub fn from_parts(
+        project_id: Uuid,
+        facts: ProjectFacts,
+        phases: BTreeMap<String, PhaseFacts>,
+        cursors: Cursors,
+    ) -> Self {
+        let mut state = Self {
+            project_id,
+            facts,
+            phases,
+            cursors,
+            task_index: HashMap::new(),
+            gate_index: HashMap::new(),
+            attempt_index: HashMap::new(),
+            milestone_index: HashMap::new(),
+            state_counts: [0; 11],
+            levels_by_dims: BTreeMap::new(),
+            levels_by_dimension: BTreeMap::new(),
+            integrated: BTreeMap::new(),
+        };
+        for (i, task) in state.facts.tasks.iter().enumerate() {
+            state.task_index.insert(task.task_id.clone(), i);
+        }
+        for (i, gate) in state.facts.gates.iter().enumerate() {
+            state.gate_index.insert(gate.gate_id.clone(), i);
+        }
+        for (i, attempt) in state.facts.attempts.iter().enumerate() {
+            state.attempt_index.insert(attempt.attempt_id.clone(), i);
+        }
+        for (i, milestone) in state.facts.milestones.iter().enumerate() {
+            state
+                .milestone_index
+                .insert(milestone.milestone_id.clone(), i);
+        }
+        for i in 0..state.facts.tasks.len() {
+            state.index_task(i, 1);
+        }
+        state
+    }
+
+    /// A task by id.
+    pub fn task(&self, id: &str) -> Option<&TaskFacts> {
+        self.task_index.get(id).map(|&i| &self.facts.tasks[i])
+    }
+
+    /// A gate by id.
+    pub fn gate(&self, id: &str) -> Option<&GateFacts> {
+        self.gate_index.get(id).map(|&i| &self.facts.gates[i])
+    }
+
+    /// An attempt by id.
+    pub fn attempt(&self, id: &str) -> Option<&AttemptFacts> {
+        self.attempt_index.get(id).map(|&i| &self.facts.attempts[i])
+    }
+
+    /// A milestone by id.
+    pub fn milestone(&self, id: &str) -> Option<&MilestoneFacts> {
+        self.milestone_index
+            .get(id)
+            .map(|&i| &self.facts.milestones[i])
+    }
+
+    /// Tasks in WIP states now.
+    pub fn wip_count(&self) -> i64 {
+        TaskState::ALL
+            .iter()
+            .filter(|s| s.is_wip())
+            .map(|s| self.state_counts[s.index()])
+            .sum()
+    }
+
+    /// Tasks blocked now.
+    pub fn blocked_count(&self) -> i64 {
+        self.state_counts[TaskState::Blocked.index()]
+    }
+
+    /// Adds (`sign` = 1) or removes (−1) a task's contribution to the derived caches.
+    fn index_task(&mut self, i: usize, sign: i64) {
+        let task = &self.facts.tasks[i];
+        self.state_counts[task.state.index()] += sign;
+        if task.state.is_wip() {
+            let dims = Dims::of(task);
+            let entry = self.levels_by_dims.entry(dims.clone()).or_default();
+            entry.add(task, sign);
+            if entry.is_zero() {
+                self.levels_by_dims.remove(&dims);
+            }
+            for dimension in BREAKDOWN_DIMENSIONS {
+                let key = (dimension, dimension_value(task, dimension));
+                let entry = self.levels_by_dimension.entry(key.clone()).or_default();
+                entry.add(task, sign);
+                if entry.is_zero() {
+                    self.levels_by_dimension.remove(&key);
+                }
+            }
+        }
+        if let Some(integrated_at) = task.integrated_at {
+            let key = (integrated_at, task.task_id.clone());
+            if sign > 0 {
+                let sample = IntegratedSample {
+                    cycle_seconds: task.cycle_time_seconds(),
+                    lead_seconds: task.lead_time_seconds().unwrap_or(0.0),
+                };
+                self.integrated.insert(key, sample);
+            } else {
+                self.integrated.remove(&key);
+            }
+        }
+    }
+
+    /// Creates a task; returns false when it already exists.
+    pub fn insert_task(&mut self, task: TaskFacts) -> bool {
+        if self.task_index.contains_key(&task.task_id) {
+            return false;
+        }
+        let i = self.facts.tasks.len();
+        self.task_index.insert(task.task_id.clone(), i);
+        self.facts.tasks.push(task);
+        self.index_task(i, 1);
+        true
+    }
+
+    /// Changes a task, keeping every derived cache consistent.
+    pub fn update_task<R>(
+        &mut self,
+        id: &str,
+        change: impl FnOnce(&mut TaskFacts) -> R,
+    ) -> Option<R> {
+        let i = *self.task_index.get(id)?;
+        self.index_task(i, -1);
+        let result = change(&mut self.facts.tasks[i]);
+        self.index_task(i, 1);
+        Some(result)
+    }
+
+    /// The gate with this id, created empty for `task_id` when unknown.
+    pub fn gate_mut(&mut self, id: &str, task_id: &str) -> &mut GateFacts {
+        let i = match self.gate_index.get(id) {
+            Some(&i) => i,
+            None => {
+                self.facts.gates.push(GateFacts {
+                    gate_id: id.to_owned(),
+                    task_id: task_id.to_owned(),
+                    gate_type: None,
+                    reviewer: None,
+                    requested_at: None,
+                    decided_at: None,
+                    outcome: None,
+                    sla_hours: None,
+                });
+                self.gate_index
+                    .insert(id.to_owned(), self.facts.gates.len() - 1);
+                self.facts.gates.len() - 1
+            }
+        };
+        &mut self.facts.gates[i]
+    }
+
+    /// The attempt with this id, created empty for `task_id` when unknown.
+    pub fn attempt_mut(&mut self, id: &str, task_id: &str) -> (&mut AttemptFacts, bool) {
+        let (i, created) = match self.attempt_index.get(id) {
+            Some(&i) => (i, false),
+            None => {
+                self.facts.attempts.push(AttemptFacts {
+                    attempt_id: id.to_owned(),
+                    task_id: task_id.to_owned(),
+                    attempt_number: None,
+                    started_at: None,
+                    finished_at: None,
+                    result: None,
+                });
+                self.attempt_index
+                    .insert(id.to_owned(), self.facts.attempts.len() - 1);
+                (self.facts.attempts.len() - 1, true)
+            }
+        };
+        (&mut self.facts.attempts[i], created)
+    }
+
+    /// The milestone with this id, created at `at` when unknown.
+    pub fn milestone_mut(&mut self, id: &str, at: DateTime<Utc>) -> &mut MilestoneFacts {
+        let i = match self.milestone_index.get(id) {
+            Some(&i) => i,
+            None => {
+                self.facts.milestones.push(MilestoneFacts {
+                    milestone_id: id.to_owned(),
+                    name: None,
+                    phase_id: None,
+                    sequence: None,
+                    planned_start_at: None,
+                    due_at: None,
+                    created_at: at,
+                });
+                self.milestone_index
+                    .insert(id.to_owned(), self.facts.milestones.len() - 1);
+                self.facts.milestones.len() - 1
+            }
+        };
+        &mut self.facts.milestones[i]
+    }
+}

@@ -1,0 +1,286 @@
+//! Rebuild (recompute a project from seq 1 into its projections, in one transaction, so
+//! readers see the old read model until it commits) and verify (recompute in memory and
+//! compare with what is stored). Both replay the log with the fold's own code and take the
+//! snapshot at the same point as the stored one: after `as_of_seq`, as of `captured_at`.
+
+use chrono::{DateTime, Utc};
+use deadpool_postgres::GenericClient;
+use flowmeter_shared::db::checkpoints;
+use flowmeter_shared::read_model::{keys, Grain};
+use serde::Serialize;
+use uuid::Uuid;
+
+use crate::fold::snapshot::dpi_reference_bucket;
+use crate::fold::{Delta, ProjectState, ReadModel};
+use crate::runner::{stored_dpi, Worker};
+use crate::store;
+
+/// Events read per step of a replay.
+const REPLAY_CHUNK: i64 = 10_000;
+
+/// Tables a rebuild clears before replaying.
+const PROJECTION_TABLES: [&str; 11] = [
+    "metrics_task",
+    "metrics_gate",
+    "metrics_integration_attempt",
+    "metrics_milestone",
+    "metrics_phase",
+    "metrics_state_transition_counter",
+    "metrics_data_quality_counter",
+    "metrics_trend_point",
+    "metrics_breakdown_point",
+    "metrics_drilldown",
+    "metrics_event_quarantine",
+];
+
+/// Result of a rebuild.
+#[derive(Debug, Serialize)]
+pub struct RebuildOutcome {
+    /// The project.
+    pub project_id: Uuid,
+    /// Events replayed.
+    pub replayed_events: i64,
+    /// Checkpoint after the rebuild.
+    pub last_seq: i64,
+    /// Poison events found.
+    pub quarantined: usize,
+    /// Snapshot time used.
+    pub captured_at: Option<DateTime<Utc>>,
+}
+
+/// Result of a verification.
+#[derive(Debug, Serialize)]
+pub struct VerifyReport {
+    /// The project.
+    pub project_id: Uuid,
+    /// True when the stored read model equals the recomputation.
+    pub ok: bool,
+    /// Folded up to.
+    pub last_seq: i64,
+    /// Rows compared per table.
+    pub compared: std::collections::BTreeMap<&'static str, usize>,
+    /// Every difference found.
+    pub mismatches: Vec<String>,
+}
+
+/// A replay's steps, in the order the fold applied them.
+enum Step {
+    Events(Vec<crate::fold::LoggedEvent>),
+    Snapshot(DateTime<Utc>, i64),
+}
+
+async fn replay_steps(
+    client: &impl GenericClient,
+    project: Uuid,
+    upto: i64,
+    snapshot: Option<(DateTime<Utc>, i64)>,
+    mut visit: impl FnMut(Step),
+) -> anyhow::Result<i64> {
+    let mut after = 0;
+    let mut replayed = 0;
+    let mut snapshot = snapshot.filter(|(_, at_seq)| *at_seq <= upto);
+    loop {
+        let limit = match snapshot {
+            Some((_, at_seq)) if at_seq > after => (at_seq - after).min(REPLAY_CHUNK),
+            _ => REPLAY_CHUNK.min(upto - after),
+        };
+        if let Some((captured_at, at_seq)) = snapshot {
+            if at_seq == after {
+                visit(Step::Snapshot(captured_at, at_seq));
+                snapshot = None;
+                continue;
+            }
+        }
+        if limit <= 0 {
+            break;
+        }
+        let events = store::read_events(client, project, after, limit).await?;
+        let Some(last) = events.last().map(|e| e.seq) else {
+            break;
+        };
+        after = last;
+        replayed += events.len() as i64;
+        visit(Step::Events(events));
+    }
+    Ok(replayed)
+}
+
+impl Worker {
+    /// Recomputes a project from seq 1 into its projections and read model.
+    #[tracing::instrument(skip_all, fields(project = %project), err)]
+    pub async fn rebuild(&self, project: Uuid) -> anyhow::Result<RebuildOutcome> {
+        let mut client = self.pool.get().await?;
+        let lease = checkpoints::claim_project(
+            &client,
+            project,
+            &self.worker_id,
+            self.settings.lease_seconds,
+        )
+        .await?
+        .ok_or_else(|| {
+            anyhow::anyhow!(
+                "project {project} is being folded by another worker; retry when its lease expires"
+            )
+        })?;
+        let result = self.rebuild_leased(&mut client, &lease).await;
+        checkpoints::release(&client, &lease).await?;
+        result
+    }
+
+    async fn rebuild_leased(
+        &self,
+        client: &mut deadpool_postgres::Client,
+        lease: &checkpoints::Lease,
+    ) -> anyhow::Result<RebuildOutcome> {
+        let project = lease.project_id;
+        let tx = client.transaction().await?;
+        let head = flowmeter_shared::db::events::head_seq(&tx, project).await?;
+        let stored = store::latest_summary(&tx, project).await?;
+        for table in PROJECTION_TABLES {
+            tx.execute(
+                &format!("DELETE FROM {table} WHERE project_id = $1"),
+                &[&project],
+            )
+            .await?;
+        }
+        let snapshot = stored.as_ref().map(|s| (s.captured_at, s.as_of_seq));
+        let mut state = ProjectState::new(project);
+        let mut steps = Vec::new();
+        let replayed = replay_steps(&tx, project, head, snapshot, |step| steps.push(step)).await?;
+        let mut quarantined = 0;
+        let mut snapshot_taken = false;
+        let mut last_seq = 0;
+        for step in steps {
+            let delta = match step {
+                Step::Events(events) => {
+                    let delta = state.fold_batch(&events);
+                    quarantined += delta.quarantine.len();
+                    last_seq = delta.last_seq.unwrap_or(last_seq);
+                    delta
+                }
+                Step::Snapshot(captured_at, at_seq) => {
+                    snapshot_taken = at_seq == head;
+                    self.snapshot_delta(&tx, &state, captured_at, at_seq)
+                        .await?
+                }
+            };
+            store::write_delta(&tx, &state, &delta, last_seq).await?;
+        }
+        let mut captured_at = stored.map(|s| s.captured_at);
+        if !snapshot_taken {
+            let now = self.settings.clock.now();
+            let delta = self.snapshot_delta(&tx, &state, now, last_seq).await?;
+            store::write_delta(&tx, &state, &delta, last_seq).await?;
+            captured_at = Some(now);
+        }
+        let updated = tx
+            .execute(
+                "UPDATE metrics_job_checkpoint
+                    SET last_seq = $3, generation = generation + 1, fold_state = $4, status = 'idle',
+                        failure_count = 0, next_attempt_at = NULL, last_error = NULL,
+                        last_success_at = now(), last_snapshot_at = $5, updated_at = now()
+                  WHERE project_id = $1 AND lease_token = $2",
+                &[&project, &lease.token, &last_seq, &serde_json::to_value(&state.cursors)?, &captured_at],
+            )
+            .await?;
+        anyhow::ensure!(
+            updated == 1,
+            "lost the lease of project {project} during the rebuild"
+        );
+        tx.commit().await?;
+        Ok(RebuildOutcome {
+            project_id: project,
+            replayed_events: replayed,
+            last_seq,
+            quarantined,
+            captured_at,
+        })
+    }
+
+    async fn snapshot_delta(
+        &self,
+        client: &impl GenericClient,
+        state: &ProjectState,
+        now: DateTime<Utc>,
+        as_of_seq: i64,
+    ) -> anyhow::Result<Delta> {
+        let stored = stored_dpi(client, state.project_id, dpi_reference_bucket(now)).await?;
+        Ok(state.snapshot(now, as_of_seq, |_| stored))
+    }
+
+    /// Recomputes a project in memory and compares it with the stored read model.
+    #[tracing::instrument(skip_all, fields(project = %project), err)]
+    pub async fn verify(&self, project: Uuid) -> anyhow::Result<VerifyReport> {
+        let mut client = self.pool.get().await?;
+        let tx = client
+            .build_transaction()
+            .isolation_level(tokio_postgres::IsolationLevel::RepeatableRead)
+            .read_only(true)
+            .start()
+            .await?;
+        let last_seq: i64 = tx
+            .query_opt(
+                "SELECT last_seq FROM metrics_job_checkpoint WHERE project_id = $1",
+                &[&project],
+            )
+            .await?
+            .map_or(0, |r| r.get(0));
+        let mut stored = store::load_model(&tx, project).await?;
+        let snapshot = stored
+            .summary
+            .as_ref()
+            .map(|s| (s.captured_at, s.as_of_seq));
+
+        let mut state = ProjectState::new(project);
+        let mut expected = ReadModel::default();
+        let mut steps = Vec::new();
+        replay_steps(&tx, project, last_seq, snapshot, |step| steps.push(step)).await?;
+        for step in steps {
+            match step {
+                Step::Events(events) => {
+                    let delta = state.fold_batch(&events);
+                    expected.apply(&state, &delta);
+                }
+                Step::Snapshot(captured_at, at_seq) => {
+                    // The DPI reference point comes from the recomputation itself.
+                    let reference = dpi_reference_bucket(captured_at);
+                    let point = expected
+                        .trend
+                        .iter()
+                        .find(|(k, _)| {
+                            k.metric == keys::DPI
+                                && k.grain == Grain::Day
+                                && k.bucket == reference
+                                && k.dims.is_none()
+                        })
+                        .map(|(_, v)| v.value);
+                    let delta = state.snapshot(captured_at, at_seq, |_| point);
+                    expected.apply(&state, &delta);
+                }
+            }
+        }
+
+        // Compare what retention keeps, and hourly score points only for the latest hour
+        // (earlier ones record live snapshots, which a replay cannot reproduce).
+        if let Some((captured_at, _)) = snapshot {
+            let cutoff = captured_at - chrono::Duration::days(self.settings.retention_days);
+            let open_hour = Grain::Hour.bucket(captured_at);
+            for model in [&mut expected, &mut stored] {
+                model.apply_retention(cutoff);
+                model.trend.retain(|k, _| {
+                    !(k.grain == Grain::Hour
+                        && [keys::DPI, keys::FES, keys::IRS].contains(&k.metric.as_str())
+                        && k.bucket != open_hour)
+                });
+            }
+        }
+        let (compared, mismatches) = expected.diff(&stored);
+        Ok(VerifyReport {
+            project_id: project,
+            ok: mismatches.is_empty(),
+            last_seq,
+            compared,
+            mismatches,
+        })
+    }
+}

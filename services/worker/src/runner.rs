@@ -1,0 +1,530 @@
+//! One fold run of one claimed project (SPEC §3.3): read up to N events after the
+//! checkpoint, fold them, write projections and read model, maybe snapshot, and commit
+//! everything in the transaction that advances the checkpoint by compare-and-set. Failures
+//! back off exponentially and stall the project after the mode's maximum of retries.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use chrono::{DateTime, Utc};
+use deadpool_postgres::{GenericClient, Pool};
+use flowmeter_shared::db::checkpoints::{self, Advance, JobRun, Lease, RunRecord};
+use flowmeter_shared::read_model::{keys, Grain};
+use rand::Rng;
+use serde::Serialize;
+use uuid::Uuid;
+
+use crate::fold::snapshot::dpi_reference_bucket;
+use crate::fold::state::Cursors;
+use crate::fold::ProjectState;
+use crate::observability::{RunLabels, WorkerMetrics};
+use crate::settings::{OnPoison, WorkerSettings};
+use crate::store;
+
+/// Run modes (SPEC §3.3).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Mode {
+    /// Frequent small runs, woken by NOTIFY.
+    NearRealTime,
+    /// Large runs on the batch schedule; also refreshes snapshots and applies retention.
+    Batch,
+}
+
+impl Mode {
+    /// The stored name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Mode::NearRealTime => "near_real_time",
+            Mode::Batch => "batch",
+        }
+    }
+
+    /// Retries before the project is marked stalled.
+    pub fn max_retries(self) -> i32 {
+        match self {
+            Mode::NearRealTime => 8,
+            Mode::Batch => 5,
+        }
+    }
+
+    /// The first backoff after a failure.
+    pub fn first_backoff(self) -> Duration {
+        match self {
+            Mode::NearRealTime => Duration::from_secs(15),
+            Mode::Batch => Duration::from_secs(60),
+        }
+    }
+}
+
+impl std::str::FromStr for Mode {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "near_real_time" | "nrt" => Ok(Mode::NearRealTime),
+            "batch" => Ok(Mode::Batch),
+            other => Err(format!(
+                "unknown mode {other:?}; expected batch or near_real_time"
+            )),
+        }
+    }
+}
+
+/// What to run.
+#[derive(Debug, Clone)]
+pub struct RunRequest {
+    /// Mode recorded on the run.
+    pub mode: Mode,
+    /// Idempotency key; derived from the checkpoint when absent.
+    pub key: Option<String>,
+    /// Most events to fold.
+    pub max_events: i64,
+    /// Where the enclosing backfill started.
+    pub replay_from_seq: Option<i64>,
+    /// Take a snapshot even when not caught up.
+    pub force_snapshot: bool,
+}
+
+/// What a run did.
+#[derive(Debug, Clone, Serialize)]
+pub struct RunOutcome {
+    /// The recorded run (absent when there was nothing to do).
+    pub run: Option<JobRun>,
+    /// True when the key had already succeeded and nothing was done.
+    pub reused: bool,
+    /// Events folded.
+    pub processed_events: i64,
+    /// The checkpoint after the run.
+    pub last_seq: i64,
+    /// Whether the project was caught up with its log when the run read it.
+    pub caught_up: bool,
+    /// Snapshot time, when one was taken.
+    pub snapshot_at: Option<DateTime<Utc>>,
+    /// Events quarantined by this run.
+    pub quarantined: usize,
+}
+
+/// Why a run did not commit.
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    /// The checkpoint moved or the lease was taken over: another worker owns the project.
+    #[error("lost the lease of project {0}: the checkpoint moved or another worker took over")]
+    LostLease(Uuid),
+    /// A poison event under `FLOWMETER_ON_POISON=halt`.
+    #[error("project {project} halted at seq {seq}: {error}")]
+    Halted {
+        /// The project.
+        project: Uuid,
+        /// The poison event.
+        seq: i64,
+        /// Why it could not be applied.
+        error: String,
+    },
+    /// Anything else (database, decoding).
+    #[error(transparent)]
+    Failed(#[from] anyhow::Error),
+}
+
+struct Cached {
+    generation: i64,
+    last_seq: i64,
+    state: ProjectState,
+}
+
+/// A worker: its identity, pool, settings, metrics and the in-memory state of the projects
+/// it recently folded (reused only while the checkpoint still matches it).
+pub struct Worker {
+    /// Database pool.
+    pub pool: Pool,
+    /// Settings.
+    pub settings: WorkerSettings,
+    /// Identity written as lease owner.
+    pub worker_id: String,
+    /// Metrics.
+    pub metrics: Arc<WorkerMetrics>,
+    cache: Mutex<HashMap<Uuid, Cached>>,
+    last_snapshot: Mutex<HashMap<Uuid, Instant>>,
+}
+
+/// The most projects whose state is kept in memory.
+const CACHE_CAPACITY: usize = 64;
+
+impl Worker {
+    /// A worker.
+    pub fn new(pool: Pool, settings: WorkerSettings, metrics: Arc<WorkerMetrics>) -> Self {
+        let worker_id = format!(
+            "{}-{}-{}",
+            std::env::var("HOSTNAME").unwrap_or_else(|_| "worker".into()),
+            std::process::id(),
+            &Uuid::new_v4().simple().to_string()[..8]
+        );
+        Self {
+            pool,
+            settings,
+            worker_id,
+            metrics,
+            cache: Mutex::new(HashMap::new()),
+            last_snapshot: Mutex::new(HashMap::new()),
+        }
+    }
+
+    fn take_cached(&self, lease: &Lease) -> Option<ProjectState> {
+        let mut cache = self.cache.lock().ok()?;
+        let cached = cache.remove(&lease.project_id)?;
+        (cached.generation == lease.generation && cached.last_seq == lease.last_seq)
+            .then_some(cached.state)
+    }
+
+    fn put_cached(&self, generation: i64, last_seq: i64, state: ProjectState) {
+        if let Ok(mut cache) = self.cache.lock() {
+            if cache.len() >= CACHE_CAPACITY {
+                if let Some(evict) = cache.keys().next().copied() {
+                    cache.remove(&evict);
+                }
+            }
+            cache.insert(
+                state.project_id,
+                Cached {
+                    generation,
+                    last_seq,
+                    state,
+                },
+            );
+        }
+    }
+
+    fn snapshot_due(&self, project: Uuid) -> bool {
+        self.last_snapshot
+            .lock()
+            .map(|m| {
+                m.get(&project)
+                    .is_none_or(|at| at.elapsed() >= self.settings.snapshot_interval)
+            })
+            .unwrap_or(true)
+    }
+
+    /// Loads a project's state for a claim: the cached copy when it matches, else from the
+    /// projections.
+    async fn state_for(
+        &self,
+        client: &impl GenericClient,
+        lease: &Lease,
+    ) -> anyhow::Result<ProjectState> {
+        if let Some(state) = self.take_cached(lease) {
+            return Ok(state);
+        }
+        let cursors: Cursors = serde_json::from_value(lease.fold_state.clone()).unwrap_or_default();
+        store::load_state(client, lease.project_id, cursors).await
+    }
+
+    /// Runs once for a claimed project. On failure the run and the checkpoint record it
+    /// (with backoff) and the lease is released.
+    #[tracing::instrument(skip_all, fields(worker_id = %self.worker_id, project = %lease.project_id, mode = request.mode.as_str()))]
+    pub async fn run_claimed(
+        &self,
+        lease: &mut Lease,
+        request: &RunRequest,
+    ) -> Result<RunOutcome, RunError> {
+        let key = request.key.clone().unwrap_or_else(|| {
+            format!(
+                "{}:g{}:s{}",
+                request.mode.as_str(),
+                lease.generation,
+                lease.last_seq + 1
+            )
+        });
+        {
+            let client = self.pool.get().await.map_err(anyhow::Error::from)?;
+            if let Some(run) = checkpoints::find_run(&client, lease.project_id, &key).await? {
+                if run.status == "succeeded" {
+                    return Ok(RunOutcome {
+                        last_seq: lease.last_seq,
+                        processed_events: 0,
+                        caught_up: false,
+                        snapshot_at: None,
+                        quarantined: 0,
+                        reused: true,
+                        run: Some(run),
+                    });
+                }
+            }
+        }
+        let started = Instant::now();
+        self.metrics.jobs_running.inc();
+        let result = self.fold_once(lease, request, &key).await;
+        self.metrics.jobs_running.dec();
+        let elapsed = started.elapsed().as_secs_f64();
+        self.metrics.fold_run_duration.observe(elapsed);
+        match result {
+            Ok(outcome) => {
+                if outcome.run.is_some() {
+                    self.metrics.jobs_completed.inc();
+                    self.metrics
+                        .fold_runs
+                        .get_or_create(&RunLabels {
+                            mode: request.mode.as_str(),
+                            status: "succeeded",
+                        })
+                        .inc();
+                    self.metrics
+                        .fold_events
+                        .inc_by(outcome.processed_events as u64);
+                    self.metrics.quarantined.inc_by(outcome.quarantined as u64);
+                    self.metrics
+                        .last_success
+                        .set(Utc::now().timestamp_millis() as f64 / 1000.0);
+                }
+                lease.last_seq = outcome.last_seq;
+                tracing::info!(
+                    run_key = %key,
+                    start_seq = lease.last_seq - outcome.processed_events + 1,
+                    end_seq = outcome.last_seq,
+                    events = outcome.processed_events,
+                    duration_ms = elapsed * 1000.0,
+                    "Fold run committed."
+                );
+                Ok(outcome)
+            }
+            Err(error) => {
+                self.metrics.jobs_failed.inc();
+                self.metrics
+                    .fold_runs
+                    .get_or_create(&RunLabels {
+                        mode: request.mode.as_str(),
+                        status: "failed",
+                    })
+                    .inc();
+                if let Ok(mut cache) = self.cache.lock() {
+                    cache.remove(&lease.project_id);
+                }
+                if !matches!(error, RunError::LostLease(_)) {
+                    tracing::warn!(run_key = %key, error = %error, "Fold run failed.");
+                    if let Err(e) = self.record_failure(lease, request, &key, &error).await {
+                        tracing::error!(error = %e, "Recording the failed run failed too.");
+                    }
+                }
+                Err(error)
+            }
+        }
+    }
+
+    async fn record_failure(
+        &self,
+        lease: &Lease,
+        request: &RunRequest,
+        key: &str,
+        error: &RunError,
+    ) -> anyhow::Result<()> {
+        let client = self.pool.get().await?;
+        let reason = error.to_string();
+        checkpoints::record_run(
+            &client,
+            &RunRecord {
+                project_id: lease.project_id,
+                mode: request.mode.as_str(),
+                status: "failed",
+                key,
+                replay_from_seq: request.replay_from_seq,
+                start_seq: Some(lease.last_seq + 1),
+                end_seq: None,
+                processed_events: 0,
+                failure_reason: Some(&reason),
+                worker_id: &self.worker_id,
+            },
+        )
+        .await?;
+        let failures = lease.failure_count + 1;
+        let (status, next_attempt) = if matches!(error, RunError::Halted { .. }) {
+            ("halted", None)
+        } else if failures >= request.mode.max_retries() {
+            ("stalled", None)
+        } else {
+            (
+                "failing",
+                Some(Utc::now() + backoff(request.mode, failures)),
+            )
+        };
+        checkpoints::record_failure(&client, lease, status, failures, next_attempt, &reason).await
+    }
+
+    async fn fold_once(
+        &self,
+        lease: &Lease,
+        request: &RunRequest,
+        key: &str,
+    ) -> Result<RunOutcome, RunError> {
+        let mut client = self.pool.get().await.map_err(anyhow::Error::from)?;
+        let tx = client.transaction().await.map_err(anyhow::Error::from)?;
+        let events =
+            store::read_events(&tx, lease.project_id, lease.last_seq, request.max_events).await?;
+        let caught_up = (events.len() as i64) < request.max_events;
+        let snapshot_wanted =
+            request.force_snapshot || caught_up || self.snapshot_due(lease.project_id);
+        if events.is_empty() && !snapshot_wanted {
+            return Ok(RunOutcome {
+                run: None,
+                reused: false,
+                processed_events: 0,
+                last_seq: lease.last_seq,
+                caught_up,
+                snapshot_at: None,
+                quarantined: 0,
+            });
+        }
+        let mut state = self.state_for(&tx, lease).await?;
+        let delta = state.fold_batch(&events);
+        let end_seq = delta.last_seq.unwrap_or(lease.last_seq);
+        if self.settings.on_poison == OnPoison::Halt {
+            if let Some((seq, event)) = delta.quarantine.iter().next() {
+                return Err(RunError::Halted {
+                    project: lease.project_id,
+                    seq: *seq,
+                    error: event.error.clone(),
+                });
+            }
+        }
+        store::write_delta(&tx, &state, &delta, end_seq).await?;
+
+        let mut snapshot_at = None;
+        if snapshot_wanted {
+            let now = self.settings.clock.now();
+            let stored = stored_dpi(&tx, lease.project_id, dpi_reference_bucket(now)).await?;
+            let snapshot = state.snapshot(now, end_seq, |_| stored);
+            store::write_delta(&tx, &state, &snapshot, end_seq).await?;
+            if request.mode == Mode::Batch {
+                apply_retention(&tx, lease.project_id, now, self.settings.retention_days).await?;
+            }
+            snapshot_at = Some(now);
+        }
+
+        let advanced = checkpoints::advance(
+            &tx,
+            &Advance {
+                lease,
+                last_seq: end_seq,
+                fold_state: serde_json::to_value(&state.cursors).map_err(anyhow::Error::from)?,
+                snapshot_at,
+                lease_seconds: self.settings.lease_seconds,
+            },
+        )
+        .await?;
+        if !advanced {
+            return Err(RunError::LostLease(lease.project_id));
+        }
+        let run = checkpoints::record_run(
+            &tx,
+            &RunRecord {
+                project_id: lease.project_id,
+                mode: request.mode.as_str(),
+                status: "succeeded",
+                key,
+                replay_from_seq: request.replay_from_seq,
+                start_seq: Some(lease.last_seq + 1),
+                end_seq: Some(end_seq),
+                processed_events: events.len() as i64,
+                failure_reason: None,
+                worker_id: &self.worker_id,
+            },
+        )
+        .await?;
+        if !self.settings.test_fold_delay.is_zero() {
+            tokio::time::sleep(self.settings.test_fold_delay).await;
+        }
+        tx.commit().await.map_err(anyhow::Error::from)?;
+        if snapshot_at.is_some() {
+            if let Ok(mut m) = self.last_snapshot.lock() {
+                m.insert(lease.project_id, Instant::now());
+            }
+        }
+        let quarantined = delta.quarantine.len();
+        self.put_cached(lease.generation, end_seq, state);
+        Ok(RunOutcome {
+            run: Some(run),
+            reused: false,
+            processed_events: events.len() as i64,
+            last_seq: end_seq,
+            caught_up,
+            snapshot_at,
+            quarantined,
+        })
+    }
+}
+
+/// Exponential backoff with ±20 % jitter, capped at 15 minutes.
+pub fn backoff(mode: Mode, failures: i32) -> chrono::Duration {
+    let base = mode.first_backoff().as_secs_f64() * 2f64.powi((failures - 1).clamp(0, 20));
+    let capped = base.min(15.0 * 60.0);
+    let jitter = rand::thread_rng().gen_range(0.8..1.2);
+    chrono::Duration::milliseconds((capped * jitter * 1000.0) as i64)
+}
+
+/// The stored DPI day point for `bucket` (outer `None`: no point).
+pub async fn stored_dpi(
+    client: &impl GenericClient,
+    project: Uuid,
+    bucket: DateTime<Utc>,
+) -> anyhow::Result<Option<Option<f64>>> {
+    let stmt = client
+        .prepare_cached(
+            "SELECT value_numeric FROM metrics_trend_point
+              WHERE project_id = $1 AND metric_key = $2 AND time_grain = $3 AND time_bucket = $4
+                AND dimensions = '{}'::jsonb",
+        )
+        .await?;
+    Ok(client
+        .query_opt(
+            &stmt,
+            &[&project, &keys::DPI, &Grain::Day.as_str(), &bucket],
+        )
+        .await?
+        .map(|row| row.get::<_, Option<f64>>(0)))
+}
+
+/// Deletes history older than the retention window (SPEC §3.5): trend and breakdown points,
+/// drill-down rows of tasks terminal for longer, and thins summaries to one a day after 30 days.
+pub async fn apply_retention(
+    client: &impl GenericClient,
+    project: Uuid,
+    now: DateTime<Utc>,
+    retention_days: i64,
+) -> anyhow::Result<()> {
+    let cutoff = now - chrono::Duration::days(retention_days);
+    client
+        .execute(
+            "DELETE FROM metrics_trend_point WHERE project_id = $1 AND time_bucket < $2",
+            &[&project, &cutoff],
+        )
+        .await?;
+    client
+        .execute(
+            "DELETE FROM metrics_breakdown_point WHERE project_id = $1 AND day < $2::timestamptz::date",
+            &[&project, &cutoff],
+        )
+        .await?;
+    client
+        .execute(
+            "DELETE FROM metrics_drilldown d USING metrics_task t
+              WHERE d.project_id = $1 AND t.project_id = $1 AND t.task_id = d.task_id
+                AND t.terminal_at < $2",
+            &[&project, &cutoff],
+        )
+        .await?;
+    client
+        .execute(
+            "DELETE FROM metrics_summary s WHERE s.project_id = $1
+                AND s.captured_at < $2::timestamptz - interval '30 days'
+                AND s.captured_at <> (SELECT max(x.captured_at) FROM metrics_summary x
+                                       WHERE x.project_id = $1
+                                         AND date_trunc('day', x.captured_at) = date_trunc('day', s.captured_at))",
+            &[&project, &now],
+        )
+        .await?;
+    client
+        .execute(
+            "DELETE FROM metrics_job_run WHERE project_id = $1 AND created_at < $2",
+            &[&project, &cutoff],
+        )
+        .await?;
+    Ok(())
+}

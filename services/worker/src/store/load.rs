@@ -1,0 +1,347 @@
+//! Reading events and projections.
+
+use std::collections::BTreeMap;
+
+use anyhow::Context;
+use chrono::{DateTime, Utc};
+use deadpool_postgres::GenericClient;
+use flowmeter_shared::metrics::{AttemptFacts, GateFacts, MilestoneFacts, ProjectFacts, TaskFacts};
+use flowmeter_shared::read_model::{
+    BreakdownKey, BreakdownValue, Dims, DrilldownRow, Grain, PhaseFacts, QuarantinedEvent,
+    SummaryRow, TrendKey, TrendValue,
+};
+use uuid::Uuid;
+
+use crate::fold::state::Cursors;
+use crate::fold::{LoggedEvent, ProjectState, ReadModel};
+
+/// Up to `limit` events after `after_seq`, in seq order.
+pub async fn read_events(
+    client: &impl GenericClient,
+    project_id: Uuid,
+    after_seq: i64,
+    limit: i64,
+) -> anyhow::Result<Vec<LoggedEvent>> {
+    let stmt = client
+        .prepare_cached(
+            "SELECT seq, event_id, entity_id, event_type, payload, occurred_at
+               FROM event_log WHERE project_id = $1 AND seq > $2 ORDER BY seq LIMIT $3",
+        )
+        .await?;
+    let rows = client
+        .query(&stmt, &[&project_id, &after_seq, &limit])
+        .await?;
+    Ok(rows
+        .iter()
+        .map(|r| LoggedEvent {
+            seq: r.get(0),
+            event_id: r.get(1),
+            entity_id: r.get(2),
+            event_type: r.get(3),
+            payload: r.get(4),
+            occurred_at: r.get(5),
+        })
+        .collect())
+}
+
+fn parse_enum<T: std::str::FromStr>(text: Option<String>) -> anyhow::Result<Option<T>>
+where
+    T::Err: std::fmt::Display,
+{
+    text.map(|t| t.parse::<T>().map_err(|e| anyhow::anyhow!("{e}")))
+        .transpose()
+}
+
+async fn load_tasks(
+    client: &impl GenericClient,
+    project_id: Uuid,
+) -> anyhow::Result<Vec<TaskFacts>> {
+    let rows = client
+        .query(
+            "SELECT facts FROM metrics_task WHERE project_id = $1 ORDER BY task_id",
+            &[&project_id],
+        )
+        .await?;
+    rows.iter()
+        .map(|r| {
+            serde_json::from_value(r.get::<_, serde_json::Value>(0))
+                .context("decoding metrics_task.facts")
+        })
+        .collect()
+}
+
+async fn load_gates(
+    client: &impl GenericClient,
+    project_id: Uuid,
+) -> anyhow::Result<Vec<GateFacts>> {
+    let rows = client
+        .query(
+            "SELECT gate_id, task_id, gate_type, reviewer, requested_at, decided_at, outcome, sla_hours
+               FROM metrics_gate WHERE project_id = $1 ORDER BY gate_id",
+            &[&project_id],
+        )
+        .await?;
+    rows.iter()
+        .map(|r| {
+            Ok(GateFacts {
+                gate_id: r.get(0),
+                task_id: r.get(1),
+                gate_type: r.get(2),
+                reviewer: r.get(3),
+                requested_at: r.get(4),
+                decided_at: r.get(5),
+                outcome: parse_enum(r.get(6))?,
+                sla_hours: r.get(7),
+            })
+        })
+        .collect()
+}
+
+async fn load_attempts(
+    client: &impl GenericClient,
+    project_id: Uuid,
+) -> anyhow::Result<Vec<AttemptFacts>> {
+    let rows = client
+        .query(
+            "SELECT attempt_id, task_id, attempt_number, started_at, finished_at, result
+               FROM metrics_integration_attempt WHERE project_id = $1 ORDER BY attempt_id",
+            &[&project_id],
+        )
+        .await?;
+    rows.iter()
+        .map(|r| {
+            Ok(AttemptFacts {
+                attempt_id: r.get(0),
+                task_id: r.get(1),
+                attempt_number: r.get(2),
+                started_at: r.get(3),
+                finished_at: r.get(4),
+                result: parse_enum(r.get(5))?,
+            })
+        })
+        .collect()
+}
+
+async fn load_milestones(
+    client: &impl GenericClient,
+    project_id: Uuid,
+) -> anyhow::Result<Vec<MilestoneFacts>> {
+    let rows = client
+        .query(
+            "SELECT milestone_id, name, phase_id, sequence, planned_start_at, due_at, created_at
+               FROM metrics_milestone WHERE project_id = $1 ORDER BY milestone_id",
+            &[&project_id],
+        )
+        .await?;
+    Ok(rows
+        .iter()
+        .map(|r| MilestoneFacts {
+            milestone_id: r.get(0),
+            name: r.get(1),
+            phase_id: r.get(2),
+            sequence: r.get(3),
+            planned_start_at: r.get(4),
+            due_at: r.get(5),
+            created_at: r.get(6),
+        })
+        .collect())
+}
+
+async fn load_phases(
+    client: &impl GenericClient,
+    project_id: Uuid,
+) -> anyhow::Result<BTreeMap<String, PhaseFacts>> {
+    let rows = client
+        .query(
+            "SELECT phase_id, name, sequence FROM metrics_phase WHERE project_id = $1",
+            &[&project_id],
+        )
+        .await?;
+    Ok(rows
+        .iter()
+        .map(|r| {
+            let phase = PhaseFacts {
+                phase_id: r.get(0),
+                name: r.get(1),
+                sequence: r.get(2),
+            };
+            (phase.phase_id.clone(), phase)
+        })
+        .collect())
+}
+
+/// A project's fold state from its projections, with the given cursors.
+pub async fn load_state(
+    client: &impl GenericClient,
+    project_id: Uuid,
+    cursors: Cursors,
+) -> anyhow::Result<ProjectState> {
+    let facts = ProjectFacts {
+        tasks: load_tasks(client, project_id).await?,
+        gates: load_gates(client, project_id).await?,
+        attempts: load_attempts(client, project_id).await?,
+        milestones: load_milestones(client, project_id).await?,
+    };
+    let phases = load_phases(client, project_id).await?;
+    Ok(ProjectState::from_parts(project_id, facts, phases, cursors))
+}
+
+/// The whole stored read model of a project (for `verify`).
+pub async fn load_model(
+    client: &impl GenericClient,
+    project_id: Uuid,
+) -> anyhow::Result<ReadModel> {
+    let mut model = ReadModel::default();
+    let p = &[&project_id as &(dyn tokio_postgres::types::ToSql + Sync)];
+    model.tasks = load_tasks(client, project_id)
+        .await?
+        .into_iter()
+        .map(|t| (t.task_id.clone(), t))
+        .collect();
+    model.gates = load_gates(client, project_id)
+        .await?
+        .into_iter()
+        .map(|g| (g.gate_id.clone(), g))
+        .collect();
+    model.attempts = load_attempts(client, project_id)
+        .await?
+        .into_iter()
+        .map(|a| (a.attempt_id.clone(), a))
+        .collect();
+    model.milestones = load_milestones(client, project_id)
+        .await?
+        .into_iter()
+        .map(|m| (m.milestone_id.clone(), m))
+        .collect();
+    model.phases = load_phases(client, project_id).await?;
+    for row in client
+        .query(
+            "SELECT task_state, transition_count FROM metrics_state_transition_counter WHERE project_id = $1",
+            p,
+        )
+        .await?
+    {
+        model.transitions.insert(row.get(0), row.get(1));
+    }
+    for row in client
+        .query(
+            "SELECT issue, count FROM metrics_data_quality_counter WHERE project_id = $1",
+            p,
+        )
+        .await?
+    {
+        model.data_quality.insert(row.get(0), row.get(1));
+    }
+    for row in client
+        .query(
+            "SELECT metric_key, time_grain, time_bucket, dimensions, value_numeric, sample_size, value_json
+               FROM metrics_trend_point WHERE project_id = $1",
+            p,
+        )
+        .await?
+    {
+        let grain: String = row.get(1);
+        let dims: serde_json::Value = row.get(3);
+        let dims = if dims.as_object().is_some_and(|o| o.is_empty()) {
+            None
+        } else {
+            Some(serde_json::from_value::<Dims>(dims)?)
+        };
+        model.trend.insert(
+            TrendKey {
+                metric: row.get(0),
+                grain: Grain::parse(&grain).ok_or_else(|| anyhow::anyhow!("unknown grain {grain}"))?,
+                bucket: row.get(2),
+                dims,
+            },
+            TrendValue {
+                value: row.get(4),
+                sample_size: row.get(5),
+                detail: row.get(6),
+            },
+        );
+    }
+    for row in client
+        .query(
+            "SELECT metric_key, dimension, dimension_value, day, value_numeric, sample_size
+               FROM metrics_breakdown_point WHERE project_id = $1",
+            p,
+        )
+        .await?
+    {
+        model.breakdown.insert(
+            BreakdownKey {
+                metric: row.get(0),
+                dimension: row.get(1),
+                value: row.get(2),
+                day: row.get(3),
+            },
+            BreakdownValue {
+                value: row.get(4),
+                sample_size: row.get(5),
+            },
+        );
+    }
+    for row in client
+        .query(
+            "SELECT metric_key, task_id, value, ts, title, phase_id, milestone_id, assignee, task_class,
+                    state, contributing_factors
+               FROM metrics_drilldown WHERE project_id = $1",
+            p,
+        )
+        .await?
+    {
+        model.drilldown.insert(
+            (row.get(0), row.get(1)),
+            DrilldownRow {
+                value: row.get(2),
+                ts: row.get(3),
+                title: row.get(4),
+                phase_id: row.get(5),
+                milestone_id: row.get(6),
+                assignee: row.get(7),
+                task_class: row.get(8),
+                state: row.get(9),
+                contributing_factors: row.get(10),
+            },
+        );
+    }
+    for row in client
+        .query(
+            "SELECT seq, event_id, event_type, error FROM metrics_event_quarantine WHERE project_id = $1",
+            p,
+        )
+        .await?
+    {
+        model.quarantine.insert(
+            row.get(0),
+            QuarantinedEvent {
+                event_id: row.get(1),
+                event_type: row.get(2),
+                error: row.get(3),
+            },
+        );
+    }
+    model.summary = latest_summary(client, project_id).await?;
+    Ok(model)
+}
+
+/// The latest stored snapshot of a project.
+pub async fn latest_summary(
+    client: &impl GenericClient,
+    project_id: Uuid,
+) -> anyhow::Result<Option<SummaryRow>> {
+    let row = client
+        .query_opt(
+            "SELECT captured_at, as_of_seq, payload, health FROM metrics_summary
+              WHERE project_id = $1 ORDER BY captured_at DESC LIMIT 1",
+            &[&project_id],
+        )
+        .await?;
+    Ok(row.map(|r| SummaryRow {
+        captured_at: r.get::<_, DateTime<Utc>>(0),
+        as_of_seq: r.get(1),
+        payload: r.get(2),
+        health: r.get(3),
+    }))
+}

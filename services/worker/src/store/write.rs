@@ -1,0 +1,542 @@
+//! Writing a delta: one bulk statement per table, in the caller's transaction.
+
+use chrono::{DateTime, NaiveDate, Utc};
+use deadpool_postgres::GenericClient;
+use serde_json::Value;
+use uuid::Uuid;
+
+use super::dims_json;
+use crate::fold::{Delta, ProjectState};
+
+/// Writes every change of `delta` for `state`'s project.
+#[tracing::instrument(skip_all, fields(project = %state.project_id), err)]
+pub async fn write_delta(
+    client: &impl GenericClient,
+    state: &ProjectState,
+    delta: &Delta,
+    last_seq: i64,
+) -> anyhow::Result<()> {
+    let project = state.project_id;
+    write_tasks(client, state, delta, last_seq).await?;
+    write_other_projections(client, state, delta, last_seq).await?;
+    write_counters(client, project, delta, last_seq).await?;
+    write_trend(client, project, delta).await?;
+    write_breakdown(client, project, delta).await?;
+    write_drilldown(client, project, delta).await?;
+    write_quarantine(client, project, delta).await?;
+    if let Some(summary) = &delta.summary {
+        // Keep one snapshot per hour: the newest replaces earlier ones of the same hour.
+        client
+            .execute(
+                "DELETE FROM metrics_summary WHERE project_id = $1
+                    AND captured_at >= date_trunc('hour', $2::timestamptz) AND captured_at < $2",
+                &[&project, &summary.captured_at],
+            )
+            .await?;
+        client
+            .execute(
+                "INSERT INTO metrics_summary (project_id, captured_at, as_of_seq, payload, health)
+                 VALUES ($1, $2, $3, $4, $5)
+                 ON CONFLICT (project_id, captured_at) DO UPDATE
+                    SET as_of_seq = EXCLUDED.as_of_seq, payload = EXCLUDED.payload, health = EXCLUDED.health",
+                &[&project, &summary.captured_at, &summary.as_of_seq, &summary.payload, &summary.health],
+            )
+            .await?;
+    }
+    Ok(())
+}
+
+async fn write_tasks(
+    client: &impl GenericClient,
+    state: &ProjectState,
+    delta: &Delta,
+    last_seq: i64,
+) -> anyhow::Result<()> {
+    let tasks: Vec<_> = delta.tasks.iter().filter_map(|id| state.task(id)).collect();
+    if tasks.is_empty() {
+        return Ok(());
+    }
+    let ids: Vec<&str> = tasks.iter().map(|t| t.task_id.as_str()).collect();
+    let title: Vec<Option<&str>> = tasks.iter().map(|t| t.title.as_deref()).collect();
+    let phase: Vec<Option<&str>> = tasks.iter().map(|t| t.phase_id.as_deref()).collect();
+    let milestone: Vec<Option<&str>> = tasks.iter().map(|t| t.milestone_id.as_deref()).collect();
+    let assignee: Vec<Option<&str>> = tasks.iter().map(|t| t.assignee.as_deref()).collect();
+    let class: Vec<Option<&str>> = tasks.iter().map(|t| t.task_class.as_deref()).collect();
+    let priority: Vec<Option<i64>> = tasks.iter().map(|t| t.priority).collect();
+    let task_state: Vec<&str> = tasks.iter().map(|t| t.state.as_str()).collect();
+    let inferred: Vec<bool> = tasks.iter().map(|t| t.inferred).collect();
+    let created: Vec<DateTime<Utc>> = tasks.iter().map(|t| t.created_at).collect();
+    let claimed: Vec<Option<DateTime<Utc>>> = tasks.iter().map(|t| t.claimed_at).collect();
+    let implemented: Vec<Option<DateTime<Utc>>> = tasks.iter().map(|t| t.implemented_at).collect();
+    let integrated: Vec<Option<DateTime<Utc>>> = tasks.iter().map(|t| t.integrated_at).collect();
+    let terminal: Vec<Option<DateTime<Utc>>> = tasks.iter().map(|t| t.terminal_at).collect();
+    let entered: Vec<DateTime<Utc>> = tasks.iter().map(|t| t.state_entered_at).collect();
+    let blocked: Vec<Option<DateTime<Utc>>> = tasks.iter().map(|t| t.blocked_since).collect();
+    let attempts: Vec<i32> = tasks
+        .iter()
+        .map(|t| t.integration_attempts as i32)
+        .collect();
+    let failures: Vec<i32> = tasks
+        .iter()
+        .map(|t| t.integration_failures as i32)
+        .collect();
+    let facts: Vec<Value> = tasks
+        .iter()
+        .map(serde_json::to_value)
+        .collect::<Result<_, _>>()?;
+    let stmt = client
+        .prepare_cached(
+            "INSERT INTO metrics_task (project_id, task_id, title, phase_id, milestone_id, assignee,
+                 task_class, priority, state, inferred, created_at, claimed_at, implemented_at,
+                 integrated_at, terminal_at, state_entered_at, blocked_since, integration_attempts,
+                 integration_failures, facts, last_seq)
+             SELECT $1, * , $21 FROM UNNEST($2::text[], $3::text[], $4::text[], $5::text[], $6::text[],
+                 $7::text[], $8::int8[], $9::text[], $10::bool[], $11::timestamptz[], $12::timestamptz[],
+                 $13::timestamptz[], $14::timestamptz[], $15::timestamptz[], $16::timestamptz[],
+                 $17::timestamptz[], $18::int4[], $19::int4[], $20::jsonb[])
+             ON CONFLICT (project_id, task_id) DO UPDATE SET
+                 title = EXCLUDED.title, phase_id = EXCLUDED.phase_id, milestone_id = EXCLUDED.milestone_id,
+                 assignee = EXCLUDED.assignee, task_class = EXCLUDED.task_class, priority = EXCLUDED.priority,
+                 state = EXCLUDED.state, inferred = EXCLUDED.inferred, created_at = EXCLUDED.created_at,
+                 claimed_at = EXCLUDED.claimed_at, implemented_at = EXCLUDED.implemented_at,
+                 integrated_at = EXCLUDED.integrated_at, terminal_at = EXCLUDED.terminal_at,
+                 state_entered_at = EXCLUDED.state_entered_at, blocked_since = EXCLUDED.blocked_since,
+                 integration_attempts = EXCLUDED.integration_attempts,
+                 integration_failures = EXCLUDED.integration_failures, facts = EXCLUDED.facts,
+                 last_seq = EXCLUDED.last_seq",
+        )
+        .await?;
+    client
+        .execute(
+            &stmt,
+            &[
+                &state.project_id,
+                &ids,
+                &title,
+                &phase,
+                &milestone,
+                &assignee,
+                &class,
+                &priority,
+                &task_state,
+                &inferred,
+                &created,
+                &claimed,
+                &implemented,
+                &integrated,
+                &terminal,
+                &entered,
+                &blocked,
+                &attempts,
+                &failures,
+                &facts,
+                &last_seq,
+            ],
+        )
+        .await?;
+    Ok(())
+}
+
+async fn write_other_projections(
+    client: &impl GenericClient,
+    state: &ProjectState,
+    delta: &Delta,
+    last_seq: i64,
+) -> anyhow::Result<()> {
+    let project = state.project_id;
+    let gates: Vec<_> = delta.gates.iter().filter_map(|id| state.gate(id)).collect();
+    if !gates.is_empty() {
+        let ids: Vec<&str> = gates.iter().map(|g| g.gate_id.as_str()).collect();
+        let task: Vec<&str> = gates.iter().map(|g| g.task_id.as_str()).collect();
+        let kind: Vec<Option<&str>> = gates.iter().map(|g| g.gate_type.as_deref()).collect();
+        let reviewer: Vec<Option<&str>> = gates.iter().map(|g| g.reviewer.as_deref()).collect();
+        let requested: Vec<Option<DateTime<Utc>>> = gates.iter().map(|g| g.requested_at).collect();
+        let decided: Vec<Option<DateTime<Utc>>> = gates.iter().map(|g| g.decided_at).collect();
+        let outcome: Vec<Option<&str>> = gates
+            .iter()
+            .map(|g| g.outcome.map(|o| o.as_str()))
+            .collect();
+        let sla: Vec<Option<f64>> = gates.iter().map(|g| g.sla_hours).collect();
+        client
+            .execute(
+                "INSERT INTO metrics_gate (project_id, gate_id, task_id, gate_type, reviewer, requested_at,
+                     decided_at, outcome, sla_hours, last_seq)
+                 SELECT $1, *, $10 FROM UNNEST($2::text[], $3::text[], $4::text[], $5::text[],
+                     $6::timestamptz[], $7::timestamptz[], $8::text[], $9::float8[])
+                 ON CONFLICT (project_id, gate_id) DO UPDATE SET task_id = EXCLUDED.task_id,
+                     gate_type = EXCLUDED.gate_type, reviewer = EXCLUDED.reviewer,
+                     requested_at = EXCLUDED.requested_at, decided_at = EXCLUDED.decided_at,
+                     outcome = EXCLUDED.outcome, sla_hours = EXCLUDED.sla_hours, last_seq = EXCLUDED.last_seq",
+                &[&project, &ids, &task, &kind, &reviewer, &requested, &decided, &outcome, &sla, &last_seq],
+            )
+            .await?;
+    }
+    let attempts: Vec<_> = delta
+        .attempts
+        .iter()
+        .filter_map(|id| state.attempt(id))
+        .collect();
+    if !attempts.is_empty() {
+        let ids: Vec<&str> = attempts.iter().map(|a| a.attempt_id.as_str()).collect();
+        let task: Vec<&str> = attempts.iter().map(|a| a.task_id.as_str()).collect();
+        let number: Vec<Option<i64>> = attempts.iter().map(|a| a.attempt_number).collect();
+        let started: Vec<Option<DateTime<Utc>>> = attempts.iter().map(|a| a.started_at).collect();
+        let finished: Vec<Option<DateTime<Utc>>> = attempts.iter().map(|a| a.finished_at).collect();
+        let result: Vec<Option<&str>> = attempts
+            .iter()
+            .map(|a| a.result.map(|r| r.as_str()))
+            .collect();
+        client
+            .execute(
+                "INSERT INTO metrics_integration_attempt (project_id, attempt_id, task_id, attempt_number,
+                     started_at, finished_at, result, last_seq)
+                 SELECT $1, *, $8 FROM UNNEST($2::text[], $3::text[], $4::int8[], $5::timestamptz[],
+                     $6::timestamptz[], $7::text[])
+                 ON CONFLICT (project_id, attempt_id) DO UPDATE SET task_id = EXCLUDED.task_id,
+                     attempt_number = EXCLUDED.attempt_number, started_at = EXCLUDED.started_at,
+                     finished_at = EXCLUDED.finished_at, result = EXCLUDED.result, last_seq = EXCLUDED.last_seq",
+                &[&project, &ids, &task, &number, &started, &finished, &result, &last_seq],
+            )
+            .await?;
+    }
+    let milestones: Vec<_> = delta
+        .milestones
+        .iter()
+        .filter_map(|id| state.milestone(id))
+        .collect();
+    if !milestones.is_empty() {
+        let ids: Vec<&str> = milestones.iter().map(|m| m.milestone_id.as_str()).collect();
+        let name: Vec<Option<&str>> = milestones.iter().map(|m| m.name.as_deref()).collect();
+        let phase: Vec<Option<&str>> = milestones.iter().map(|m| m.phase_id.as_deref()).collect();
+        let sequence: Vec<Option<i64>> = milestones.iter().map(|m| m.sequence).collect();
+        let planned: Vec<Option<DateTime<Utc>>> =
+            milestones.iter().map(|m| m.planned_start_at).collect();
+        let due: Vec<Option<DateTime<Utc>>> = milestones.iter().map(|m| m.due_at).collect();
+        let created: Vec<DateTime<Utc>> = milestones.iter().map(|m| m.created_at).collect();
+        client
+            .execute(
+                "INSERT INTO metrics_milestone (project_id, milestone_id, name, phase_id, sequence,
+                     planned_start_at, due_at, created_at, last_seq)
+                 SELECT $1, *, $9 FROM UNNEST($2::text[], $3::text[], $4::text[], $5::int8[],
+                     $6::timestamptz[], $7::timestamptz[], $8::timestamptz[])
+                 ON CONFLICT (project_id, milestone_id) DO UPDATE SET name = EXCLUDED.name,
+                     phase_id = EXCLUDED.phase_id, sequence = EXCLUDED.sequence,
+                     planned_start_at = EXCLUDED.planned_start_at, due_at = EXCLUDED.due_at,
+                     created_at = EXCLUDED.created_at, last_seq = EXCLUDED.last_seq",
+                &[
+                    &project, &ids, &name, &phase, &sequence, &planned, &due, &created, &last_seq,
+                ],
+            )
+            .await?;
+    }
+    let phases: Vec<_> = delta
+        .phases
+        .iter()
+        .filter_map(|id| state.phases.get(id))
+        .collect();
+    if !phases.is_empty() {
+        let ids: Vec<&str> = phases.iter().map(|p| p.phase_id.as_str()).collect();
+        let name: Vec<Option<&str>> = phases.iter().map(|p| p.name.as_deref()).collect();
+        let sequence: Vec<Option<i64>> = phases.iter().map(|p| p.sequence).collect();
+        client
+            .execute(
+                "INSERT INTO metrics_phase (project_id, phase_id, name, sequence, last_seq)
+                 SELECT $1, *, $5 FROM UNNEST($2::text[], $3::text[], $4::int8[])
+                 ON CONFLICT (project_id, phase_id) DO UPDATE SET name = EXCLUDED.name,
+                     sequence = EXCLUDED.sequence, last_seq = EXCLUDED.last_seq",
+                &[&project, &ids, &name, &sequence, &last_seq],
+            )
+            .await?;
+    }
+    Ok(())
+}
+
+async fn write_counters(
+    client: &impl GenericClient,
+    project: Uuid,
+    delta: &Delta,
+    last_seq: i64,
+) -> anyhow::Result<()> {
+    if !delta.transitions.is_empty() {
+        let names: Vec<&str> = delta.transitions.keys().map(String::as_str).collect();
+        let counts: Vec<i64> = delta.transitions.values().copied().collect();
+        client
+            .execute(
+                "INSERT INTO metrics_state_transition_counter AS c (project_id, task_state, transition_count, last_seq)
+                 SELECT $1, s, n, $4 FROM UNNEST($2::text[], $3::int8[]) AS u(s, n)
+                 ON CONFLICT (project_id, task_state) DO UPDATE
+                    SET transition_count = c.transition_count + EXCLUDED.transition_count,
+                        last_seq = EXCLUDED.last_seq",
+                &[&project, &names, &counts, &last_seq],
+            )
+            .await?;
+    }
+    if !delta.data_quality.is_empty() {
+        let issues: Vec<&str> = delta.data_quality.keys().map(String::as_str).collect();
+        let counts: Vec<i64> = delta.data_quality.values().copied().collect();
+        client
+            .execute(
+                "INSERT INTO metrics_data_quality_counter AS c (project_id, issue, count, last_seq)
+                 SELECT $1, s, n, $4 FROM UNNEST($2::text[], $3::int8[]) AS u(s, n)
+                 ON CONFLICT (project_id, issue) DO UPDATE
+                    SET count = c.count + EXCLUDED.count, last_seq = EXCLUDED.last_seq",
+                &[&project, &issues, &counts, &last_seq],
+            )
+            .await?;
+    }
+    Ok(())
+}
+
+struct TrendColumns {
+    metric: Vec<String>,
+    grain: Vec<&'static str>,
+    bucket: Vec<DateTime<Utc>>,
+    dims: Vec<Value>,
+    value: Vec<Option<f64>>,
+    samples: Vec<i64>,
+    detail: Vec<Value>,
+}
+
+fn trend_columns<'a>(
+    points: impl Iterator<
+        Item = (
+            &'a flowmeter_shared::read_model::TrendKey,
+            &'a flowmeter_shared::read_model::TrendValue,
+        ),
+    >,
+) -> TrendColumns {
+    let mut c = TrendColumns {
+        metric: Vec::new(),
+        grain: Vec::new(),
+        bucket: Vec::new(),
+        dims: Vec::new(),
+        value: Vec::new(),
+        samples: Vec::new(),
+        detail: Vec::new(),
+    };
+    for (key, value) in points {
+        c.metric.push(key.metric.clone());
+        c.grain.push(key.grain.as_str());
+        c.bucket.push(key.bucket);
+        c.dims.push(dims_json(key.dims.as_ref()));
+        c.value.push(value.value);
+        c.samples.push(value.sample_size);
+        c.detail.push(value.detail.clone());
+    }
+    c
+}
+
+async fn write_trend(
+    client: &impl GenericClient,
+    project: Uuid,
+    delta: &Delta,
+) -> anyhow::Result<()> {
+    if !delta.trend_add.is_empty() {
+        let c = trend_columns(delta.trend_add.iter());
+        client
+            .execute(
+                "INSERT INTO metrics_trend_point AS t (project_id, metric_key, time_grain, time_bucket,
+                     dimensions, value_numeric, sample_size, value_json)
+                 SELECT $1, * FROM UNNEST($2::text[], $3::text[], $4::timestamptz[], $5::jsonb[],
+                     $6::float8[], $7::int8[], $8::jsonb[])
+                 ON CONFLICT (project_id, metric_key, time_grain, time_bucket, dimensions) DO UPDATE
+                    SET value_numeric = COALESCE(t.value_numeric, 0) + COALESCE(EXCLUDED.value_numeric, 0),
+                        sample_size = t.sample_size + EXCLUDED.sample_size",
+                &[&project, &c.metric, &c.grain, &c.bucket, &c.dims, &c.value, &c.samples, &c.detail],
+            )
+            .await?;
+    }
+    if !delta.trend_replace_dims.is_empty() {
+        let metric: Vec<&str> = delta
+            .trend_replace_dims
+            .iter()
+            .map(|(m, _, _)| m.as_str())
+            .collect();
+        let grain: Vec<&str> = delta
+            .trend_replace_dims
+            .iter()
+            .map(|(_, g, _)| g.as_str())
+            .collect();
+        let bucket: Vec<DateTime<Utc>> = delta
+            .trend_replace_dims
+            .iter()
+            .map(|(_, _, b)| *b)
+            .collect();
+        client
+            .execute(
+                "DELETE FROM metrics_trend_point t USING UNNEST($2::text[], $3::text[], $4::timestamptz[]) AS r(m, g, b)
+                  WHERE t.project_id = $1 AND t.metric_key = r.m AND t.time_grain = r.g
+                    AND t.time_bucket = r.b AND t.dimensions <> '{}'::jsonb",
+                &[&project, &metric, &grain, &bucket],
+            )
+            .await?;
+    }
+    if !delta.trend_set.is_empty() {
+        let c = trend_columns(delta.trend_set.iter());
+        client
+            .execute(
+                "INSERT INTO metrics_trend_point (project_id, metric_key, time_grain, time_bucket,
+                     dimensions, value_numeric, sample_size, value_json)
+                 SELECT $1, * FROM UNNEST($2::text[], $3::text[], $4::timestamptz[], $5::jsonb[],
+                     $6::float8[], $7::int8[], $8::jsonb[])
+                 ON CONFLICT (project_id, metric_key, time_grain, time_bucket, dimensions) DO UPDATE
+                    SET value_numeric = EXCLUDED.value_numeric, sample_size = EXCLUDED.sample_size,
+                        value_json = EXCLUDED.value_json",
+                &[
+                    &project, &c.metric, &c.grain, &c.bucket, &c.dims, &c.value, &c.samples,
+                    &c.detail,
+                ],
+            )
+            .await?;
+    }
+    Ok(())
+}
+
+async fn write_breakdown(
+    client: &impl GenericClient,
+    project: Uuid,
+    delta: &Delta,
+) -> anyhow::Result<()> {
+    const UPSERT: &str = "INSERT INTO metrics_breakdown_point AS b (project_id, metric_key, dimension,
+             dimension_value, day, value_numeric, sample_size)
+         SELECT $1, * FROM UNNEST($2::text[], $3::text[], $4::text[], $5::date[], $6::float8[], $7::int8[])
+         ON CONFLICT (project_id, metric_key, dimension, dimension_value, day) DO UPDATE SET ";
+    for (points, update) in [
+        (&delta.breakdown_add, "value_numeric = b.value_numeric + EXCLUDED.value_numeric, sample_size = b.sample_size + EXCLUDED.sample_size"),
+        (&delta.breakdown_set, "value_numeric = EXCLUDED.value_numeric, sample_size = EXCLUDED.sample_size"),
+    ] {
+        if update.starts_with("value_numeric = EXCLUDED") && !delta.breakdown_replace.is_empty() {
+            let metric: Vec<&str> = delta.breakdown_replace.iter().map(|(m, _)| m.as_str()).collect();
+            let day: Vec<NaiveDate> = delta.breakdown_replace.iter().map(|(_, d)| *d).collect();
+            client
+                .execute(
+                    "DELETE FROM metrics_breakdown_point b USING UNNEST($2::text[], $3::date[]) AS r(m, d)
+                      WHERE b.project_id = $1 AND b.metric_key = r.m AND b.day = r.d",
+                    &[&project, &metric, &day],
+                )
+                .await?;
+        }
+        if points.is_empty() {
+            continue;
+        }
+        let metric: Vec<&str> = points.keys().map(|k| k.metric.as_str()).collect();
+        let dimension: Vec<&str> = points.keys().map(|k| k.dimension.as_str()).collect();
+        let value_of: Vec<&str> = points.keys().map(|k| k.value.as_str()).collect();
+        let day: Vec<NaiveDate> = points.keys().map(|k| k.day).collect();
+        let value: Vec<f64> = points.values().map(|v| v.value).collect();
+        let samples: Vec<i64> = points.values().map(|v| v.sample_size).collect();
+        client
+            .execute(
+                &format!("{UPSERT}{update}"),
+                &[&project, &metric, &dimension, &value_of, &day, &value, &samples],
+            )
+            .await?;
+    }
+    Ok(())
+}
+
+async fn write_drilldown(
+    client: &impl GenericClient,
+    project: Uuid,
+    delta: &Delta,
+) -> anyhow::Result<()> {
+    if !delta.drilldown_delete.is_empty() {
+        let metric: Vec<&str> = delta
+            .drilldown_delete
+            .iter()
+            .map(|(m, _)| m.as_str())
+            .collect();
+        let task: Vec<&str> = delta
+            .drilldown_delete
+            .iter()
+            .map(|(_, t)| t.as_str())
+            .collect();
+        client
+            .execute(
+                "DELETE FROM metrics_drilldown d USING UNNEST($2::text[], $3::text[]) AS r(m, t)
+                  WHERE d.project_id = $1 AND d.metric_key = r.m AND d.task_id = r.t",
+                &[&project, &metric, &task],
+            )
+            .await?;
+    }
+    if let Some((metrics, _)) = &delta.drilldown_replace {
+        client
+            .execute(
+                "DELETE FROM metrics_drilldown WHERE project_id = $1 AND metric_key = ANY($2)",
+                &[&project, metrics],
+            )
+            .await?;
+    }
+    let replaced = delta
+        .drilldown_replace
+        .iter()
+        .flat_map(|(_, rows)| rows.iter());
+    let rows: Vec<_> = delta.drilldown_set.iter().chain(replaced).collect();
+    if rows.is_empty() {
+        return Ok(());
+    }
+    let metric: Vec<&str> = rows.iter().map(|((m, _), _)| m.as_str()).collect();
+    let task: Vec<&str> = rows.iter().map(|((_, t), _)| t.as_str()).collect();
+    let value: Vec<f64> = rows.iter().map(|(_, r)| r.value).collect();
+    let ts: Vec<DateTime<Utc>> = rows.iter().map(|(_, r)| r.ts).collect();
+    let title: Vec<Option<&str>> = rows.iter().map(|(_, r)| r.title.as_deref()).collect();
+    let phase: Vec<Option<&str>> = rows.iter().map(|(_, r)| r.phase_id.as_deref()).collect();
+    let milestone: Vec<Option<&str>> = rows
+        .iter()
+        .map(|(_, r)| r.milestone_id.as_deref())
+        .collect();
+    let assignee: Vec<Option<&str>> = rows.iter().map(|(_, r)| r.assignee.as_deref()).collect();
+    let class: Vec<Option<&str>> = rows.iter().map(|(_, r)| r.task_class.as_deref()).collect();
+    let state: Vec<&str> = rows.iter().map(|(_, r)| r.state.as_str()).collect();
+    let factors: Vec<&Value> = rows.iter().map(|(_, r)| &r.contributing_factors).collect();
+    client
+        .execute(
+            "INSERT INTO metrics_drilldown (project_id, metric_key, task_id, value, ts, title, phase_id,
+                 milestone_id, assignee, task_class, state, contributing_factors)
+             SELECT $1, * FROM UNNEST($2::text[], $3::text[], $4::float8[], $5::timestamptz[], $6::text[],
+                 $7::text[], $8::text[], $9::text[], $10::text[], $11::text[], $12::jsonb[])
+             ON CONFLICT (project_id, metric_key, task_id) DO UPDATE SET value = EXCLUDED.value,
+                 ts = EXCLUDED.ts, title = EXCLUDED.title, phase_id = EXCLUDED.phase_id,
+                 milestone_id = EXCLUDED.milestone_id, assignee = EXCLUDED.assignee,
+                 task_class = EXCLUDED.task_class, state = EXCLUDED.state,
+                 contributing_factors = EXCLUDED.contributing_factors",
+            &[&project, &metric, &task, &value, &ts, &title, &phase, &milestone, &assignee, &class, &state, &factors],
+        )
+        .await?;
+    Ok(())
+}
+
+async fn write_quarantine(
+    client: &impl GenericClient,
+    project: Uuid,
+    delta: &Delta,
+) -> anyhow::Result<()> {
+    if delta.quarantine.is_empty() {
+        return Ok(());
+    }
+    let seq: Vec<i64> = delta.quarantine.keys().copied().collect();
+    let event_id: Vec<&str> = delta
+        .quarantine
+        .values()
+        .map(|q| q.event_id.as_str())
+        .collect();
+    let event_type: Vec<&str> = delta
+        .quarantine
+        .values()
+        .map(|q| q.event_type.as_str())
+        .collect();
+    let error: Vec<&str> = delta
+        .quarantine
+        .values()
+        .map(|q| q.error.as_str())
+        .collect();
+    client
+        .execute(
+            "INSERT INTO metrics_event_quarantine (project_id, seq, event_id, event_type, error)
+             SELECT $1, * FROM UNNEST($2::int8[], $3::text[], $4::text[], $5::text[])
+             ON CONFLICT (project_id, seq) DO NOTHING",
+            &[&project, &seq, &event_id, &event_type, &error],
+        )
+        .await?;
+    Ok(())
+}
