@@ -6,6 +6,7 @@
 
 mod auth;
 mod docs;
+mod fold;
 mod http_common;
 mod ingest;
 mod migrations;

@@ -1,0 +1,186 @@
+//! Running the real worker binary: one-shot commands and daemons as child processes.
+
+use std::process::{Child, Command, Output, Stdio};
+
+use serde_json::Value;
+use uuid::Uuid;
+
+use crate::bin_path;
+
+/// The fixed clock most fold tests use.
+pub const TEST_NOW: &str = "2026-03-20T12:00:00Z";
+
+/// Runs `flowmeter-worker ARGS` against a database; returns the output.
+pub fn worker(db_url: &str, args: &[&str], env: &[(&str, &str)]) -> Output {
+    let mut command = Command::new(bin_path("flowmeter-worker"));
+    command
+        .args(args)
+        .env_clear()
+        .env("FLOWMETER_DATABASE_URL", db_url)
+        .env("FLOWMETER_LOG", "warn")
+        .env("FLOWMETER_TEST_NOW", TEST_NOW);
+    for (name, value) in env {
+        command.env(name, value);
+    }
+    command.output().expect("run flowmeter-worker")
+}
+
+/// Runs a worker command that must succeed and print JSON; returns that JSON.
+pub fn worker_json(db_url: &str, args: &[&str], env: &[(&str, &str)]) -> Value {
+    let out = worker(db_url, args, env);
+    assert!(
+        out.status.success(),
+        "flowmeter-worker {args:?} failed: {}\n{}",
+        String::from_utf8_lossy(&out.stderr),
+        String::from_utf8_lossy(&out.stdout)
+    );
+    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+        panic!(
+            "{args:?} printed no JSON ({e}): {}",
+            String::from_utf8_lossy(&out.stdout)
+        )
+    })
+}
+
+/// Folds a project until caught up.
+pub fn backfill(db_url: &str, project: Uuid, max_events: i64) -> Value {
+    worker_json(
+        db_url,
+        &[
+            "backfill",
+            "--project",
+            &project.to_string(),
+            "--max-events",
+            &max_events.to_string(),
+        ],
+        &[],
+    )
+}
+
+/// Runs `verify` and returns its report (whether or not it passed).
+pub fn verify(db_url: &str, project: Uuid) -> (bool, Value) {
+    let out = worker(db_url, &["verify", "--project", &project.to_string()], &[]);
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap_or(Value::Null);
+    (out.status.success(), report)
+}
+
+/// Asserts `verify` passes.
+pub fn assert_verified(db_url: &str, project: Uuid) {
+    let (ok, report) = verify(db_url, project);
+    assert!(ok, "verify failed for {project}: {report:#}");
+}
+
+/// A worker daemon; killed when dropped.
+pub struct WorkerProcess {
+    /// The child process.
+    pub child: Child,
+    /// Its metrics address.
+    pub metrics_addr: String,
+}
+
+impl WorkerProcess {
+    /// Starts `flowmeter-worker run` with extra environment.
+    pub fn spawn(db_url: &str, env: &[(&str, &str)]) -> Self {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .map(|a| a.port())
+            .expect("free port");
+        let metrics_addr = format!("127.0.0.1:{port}");
+        let mut command = Command::new(bin_path("flowmeter-worker"));
+        command
+            .arg("run")
+            .env_clear()
+            .env("FLOWMETER_DATABASE_URL", db_url)
+            .env("FLOWMETER_WORKER_METRICS_ADDR", &metrics_addr)
+            .env(
+                "FLOWMETER_LOG",
+                std::env::var("TEST_WORKER_LOG").unwrap_or_else(|_| "warn".into()),
+            )
+            .env("FLOWMETER_NRT_SCHEDULE", "* * * * * *")
+            .stdout(Stdio::null())
+            .stderr(if std::env::var("TEST_LOG").is_ok() {
+                Stdio::inherit()
+            } else {
+                Stdio::null()
+            });
+        for (name, value) in env {
+            command.env(name, value);
+        }
+        Self {
+            child: command.spawn().expect("spawn flowmeter-worker run"),
+            metrics_addr,
+        }
+    }
+
+    /// Sends SIGKILL and reaps the process.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// Sends SIGTERM.
+    pub fn terminate(&mut self) {
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status();
+    }
+
+    /// The worker's /metrics text.
+    pub async fn metrics(&self) -> String {
+        reqwest::get(format!("http://{}/metrics", self.metrics_addr))
+            .await
+            .expect("worker /metrics")
+            .text()
+            .await
+            .expect("metrics text")
+    }
+}
+
+impl Drop for WorkerProcess {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// The value of a sample line such as `flowmeter_jobs_recovered_total 1`.
+pub fn metric_value(text: &str, sample: &str) -> Option<f64> {
+    text.lines()
+        .find(|line| line.starts_with(sample) && line[sample.len()..].starts_with(' '))
+        .and_then(|line| line.rsplit(' ').next())
+        .and_then(|v| v.parse().ok())
+}
+
+/// Every metrics_* row of a project as JSON, ordered, without bookkeeping columns: two
+/// dumps are equal exactly when the read models are byte for byte the same.
+pub async fn dump_read_model(client: &tokio_postgres::Client, project: Uuid) -> Value {
+    let tables = [
+        ("metrics_task", "task_id"),
+        ("metrics_gate", "gate_id"),
+        ("metrics_integration_attempt", "attempt_id"),
+        ("metrics_milestone", "milestone_id"),
+        ("metrics_phase", "phase_id"),
+        ("metrics_state_transition_counter", "task_state"),
+        ("metrics_data_quality_counter", "issue"),
+        (
+            "metrics_trend_point",
+            "metric_key, time_grain, time_bucket, dimensions",
+        ),
+        (
+            "metrics_breakdown_point",
+            "metric_key, dimension, dimension_value, day",
+        ),
+        ("metrics_drilldown", "metric_key, task_id"),
+        ("metrics_event_quarantine", "seq"),
+        ("metrics_summary", "captured_at"),
+    ];
+    let mut dump = serde_json::Map::new();
+    for (table, order) in tables {
+        let sql = format!(
+            "SELECT coalesce(jsonb_agg(to_jsonb(t) - 'last_seq' - 'quarantined_at' ORDER BY {order}), '[]'::jsonb)::text
+               FROM {table} t WHERE project_id = $1"
+        );
+        let text: String = client.query_one(&sql, &[&project]).await.unwrap().get(0);
+        dump.insert(table.to_owned(), serde_json::from_str(&text).unwrap());
+    }
+    Value::Object(dump)
+}
