@@ -10,4 +10,5 @@ mod fold;
 mod http_common;
 mod ingest;
 mod migrations;
+mod scenario;
 mod sequence;
