@@ -93,6 +93,24 @@ enum Command {
         #[arg(long, default_value_t = 5000)]
         batch_size: usize,
     },
+    /// Generate deterministic demo projects and append them through ingest validation.
+    DemoData {
+        /// Projects to generate.
+        #[arg(long, default_value_t = 3)]
+        projects: u32,
+        /// Tasks per project.
+        #[arg(long, default_value_t = 120)]
+        tasks: u32,
+        /// Days of history, ending at --end.
+        #[arg(long, default_value_t = 30)]
+        days: u32,
+        /// Seed: the same seed and end give the same events.
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        /// End of the generated history (RFC 3339); default: the current hour.
+        #[arg(long)]
+        end: Option<chrono::DateTime<chrono::Utc>>,
+    },
     /// Poison events set aside by the fold.
     #[command(subcommand)]
     Quarantine(QuarantineCommand),
@@ -236,6 +254,30 @@ impl Cli {
                     report.mismatches.len()
                 );
             }
+            Command::DemoData {
+                projects,
+                tasks,
+                days,
+                seed,
+                end,
+            } => {
+                let end = end.unwrap_or_else(|| {
+                    let now = settings.clock.now();
+                    now - chrono::Duration::seconds(i64::from(
+                        chrono::Timelike::num_seconds_from_midnight(&now) % 3600,
+                    )) - chrono::Duration::nanoseconds(i64::from(chrono::Timelike::nanosecond(
+                        &now,
+                    )))
+                });
+                let options = crate::demo::DemoOptions {
+                    projects,
+                    tasks_per_project: tasks,
+                    days,
+                    seed,
+                    end,
+                };
+                print(&demo_data(&pool, &options).await?);
+            }
             Command::Import { file, batch_size } => {
                 print(&import(&pool, &file, batch_size.max(1)).await?);
             }
@@ -367,6 +409,58 @@ async fn backfill(
     .await
 }
 
+/// Appends generated projects one at a time (memory holds one project's events), through
+/// the same validation and append path as ingest.
+async fn demo_data(
+    pool: &deadpool_postgres::Pool,
+    options: &crate::demo::DemoOptions,
+) -> anyhow::Result<Value> {
+    let mut projects = Vec::new();
+    let (mut total, mut accepted) = (0usize, 0u64);
+    for index in 0..options.projects {
+        let project = crate::demo::generate_project(options, index);
+        let events = project
+            .events
+            .iter()
+            .enumerate()
+            .map(|(i, e)| {
+                validate_event(i, e).map_err(|e| {
+                    anyhow::anyhow!("generated event {i} is invalid: {}: {}", e.field, e.message)
+                })
+            })
+            .collect::<anyhow::Result<Vec<_>>>()?;
+        let mut stored = 0;
+        for chunk in events.chunks(5000) {
+            stored += append_batch(pool, chunk).await?.0;
+        }
+        total += events.len();
+        accepted += stored;
+        projects.push(
+            json!({ "project_id": project.project_id, "name": project.name,
+                              "events": events.len(), "accepted": stored }),
+        );
+    }
+    Ok(json!({ "projects": projects, "events": total, "accepted": accepted, "end": options.end }))
+}
+
+/// Appends one batch in its own transaction and wakes workers; returns (accepted, duplicates).
+async fn append_batch(
+    pool: &deadpool_postgres::Pool,
+    batch: &[NewEvent],
+) -> anyhow::Result<(u64, u64)> {
+    let mut client = pool.get().await?;
+    let tx = client.transaction().await?;
+    let projects = db::events::append(&tx, batch).await?;
+    for p in projects.iter().filter(|p| p.accepted > 0) {
+        db::events::notify_appended(&tx, p.project_id).await?;
+    }
+    tx.commit().await?;
+    Ok((
+        projects.iter().map(|p| p.accepted).sum(),
+        projects.iter().map(|p| p.duplicates).sum(),
+    ))
+}
+
 /// Two passes: validate every line (nothing is stored when any is invalid), then append in
 /// batches, each in its own transaction, skipping events already stored.
 async fn import(
@@ -420,15 +514,9 @@ async fn import(
             }
         }
         if batch.len() >= batch_size || (next.is_none() && !batch.is_empty()) {
-            let mut client = pool.get().await?;
-            let tx = client.transaction().await?;
-            let projects = db::events::append(&tx, &batch).await?;
-            for p in projects.iter().filter(|p| p.accepted > 0) {
-                db::events::notify_appended(&tx, p.project_id).await?;
-            }
-            tx.commit().await?;
-            accepted += projects.iter().map(|p| p.accepted).sum::<u64>();
-            duplicates += projects.iter().map(|p| p.duplicates).sum::<u64>();
+            let (a, d) = append_batch(pool, &batch).await?;
+            accepted += a;
+            duplicates += d;
             batch.clear();
         }
         if next.is_none() {

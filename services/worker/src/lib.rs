@@ -2,6 +2,7 @@
 
 pub mod cli;
 pub mod daemon;
+pub mod demo;
 pub mod fold;
 pub mod maintenance;
 pub mod observability;
