@@ -1,7 +1,7 @@
 # Flowmeter's single entry point. `make run` starts everything locally; `make test` runs
 # every test against a throwaway PostgreSQL.
 
-.PHONY: run test lint fmt db-up db-down build
+.PHONY: run test lint fmt db-up db-down build bench-fold
 
 run:
 	scripts/run
@@ -24,3 +24,6 @@ db-up:
 
 db-down:
 	scripts/pg-local stop
+
+bench-fold:
+	scripts/bench fold

@@ -437,7 +437,9 @@ async fn two_workers_and_concurrent_writers_fold_every_event_exactly_once() {
                 let project = projects[(writer + round) % projects.len()];
                 let mut b = EventBuilder::for_project(project);
                 let mut batch = Vec::new();
-                let at = t("2026-03-01T08:00:00Z") + Span::minutes((writer * 100 + round) as i64);
+                // Recent times: the daemon's batch runs apply the 90-day retention.
+                let at = chrono::Utc::now() - Span::hours(3)
+                    + Span::minutes((writer * 10 + round) as i64);
                 for k in 0..5 {
                     let id = format!("w{writer}r{round}k{k}");
                     batch.push(b.task_created(&id, at, json!({})));
