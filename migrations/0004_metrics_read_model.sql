@@ -10,6 +10,9 @@ CREATE TABLE metrics_summary (
     as_of_seq    BIGINT NOT NULL,
     payload      JSONB NOT NULL,
     health       JSONB NOT NULL DEFAULT '[]'::jsonb,
+    -- False for a snapshot taken while catching up, which skipped the buckets between
+    -- event time and captured_at (verify and rebuild replay it the same way).
+    gap_filled   BOOLEAN NOT NULL DEFAULT true,
     PRIMARY KEY (project_id, captured_at)
 );
 

@@ -194,6 +194,7 @@ impl Cli {
                         }),
                         replay_from_seq: None,
                         force_snapshot: true,
+                        retention: mode == Mode::Batch,
                     };
                     let outcome = worker.run_claimed(&mut lease, &request).await;
                     (lease, outcome.map_err(anyhow::Error::from))
@@ -386,6 +387,7 @@ async fn backfill(
                 max_events,
                 replay_from_seq: Some(from),
                 force_snapshot: false,
+                retention: false,
             };
             match worker.run_claimed(&mut lease, &request).await {
                 Ok(outcome) => {

@@ -84,12 +84,12 @@ async fn listen(url: String, wake: Arc<Notify>, shutdown: Arc<Shutdown>) {
     }
 }
 
-fn until(schedule: &cron::Schedule) -> Duration {
+/// The schedule's next instant after now.
+fn next_tick(schedule: &cron::Schedule) -> chrono::DateTime<Utc> {
     schedule
         .upcoming(Utc)
         .next()
-        .and_then(|at| (at - Utc::now()).to_std().ok())
-        .unwrap_or(Duration::from_secs(1))
+        .unwrap_or_else(|| Utc::now() + chrono::Duration::seconds(1))
 }
 
 /// Runs the scheduler until shutdown.
@@ -107,20 +107,54 @@ pub async fn run(worker: Arc<Worker>, shutdown: Arc<Shutdown>) -> anyhow::Result
         "Worker started."
     );
     // Catch up with whatever arrived while no worker ran.
-    drain(&worker, Mode::Batch, false, &shutdown).await;
+    drain_concurrently(&worker, Mode::Batch, false, &shutdown).await;
+    let mut next_nrt = next_tick(&worker.settings.nrt_schedule.schedule);
+    let mut next_batch = next_tick(&worker.settings.batch_schedule.schedule);
     while !shutdown.is_requested() {
-        let nrt_in = until(&worker.settings.nrt_schedule.schedule);
-        let batch_in = until(&worker.settings.batch_schedule.schedule);
+        let due = next_nrt.min(next_batch);
+        let sleep = (due - Utc::now()).to_std().unwrap_or(Duration::ZERO);
         tokio::select! {
-            _ = tokio::time::sleep(nrt_in) => drain(&worker, Mode::NearRealTime, false, &shutdown).await,
-            _ = tokio::time::sleep(batch_in) => drain(&worker, Mode::Batch, true, &shutdown).await,
-            _ = wake.notified() => drain(&worker, Mode::NearRealTime, false, &shutdown).await,
-            _ = shutdown.wait() => {}
+            _ = tokio::time::sleep(sleep) => {}
+            _ = wake.notified() => {
+                drain_concurrently(&worker, Mode::NearRealTime, false, &shutdown).await;
+                continue;
+            }
+            _ = shutdown.wait() => break,
+        }
+        // Both schedules may be due at the same instant: run each that is, batch first.
+        let now = Utc::now();
+        if now >= next_batch {
+            drain_concurrently(&worker, Mode::Batch, true, &shutdown).await;
+            next_batch = next_tick(&worker.settings.batch_schedule.schedule);
+        }
+        if now >= next_nrt {
+            drain_concurrently(&worker, Mode::NearRealTime, false, &shutdown).await;
+            next_nrt = next_tick(&worker.settings.nrt_schedule.schedule);
         }
     }
     listener.abort();
     tracing::info!(worker_id = %worker.worker_id, "Worker stopped.");
     Ok(())
+}
+
+/// Runs `FLOWMETER_WORKER_CONCURRENCY` drains side by side, so one project's fold (CPU)
+/// overlaps another's database writes.
+pub async fn drain_concurrently(
+    worker: &Arc<Worker>,
+    mode: Mode,
+    refresh: bool,
+    shutdown: &Arc<Shutdown>,
+) {
+    let tasks: Vec<_> = (0..worker.settings.concurrency)
+        .map(|_| {
+            let worker = worker.clone();
+            let shutdown = shutdown.clone();
+            tokio::spawn(async move { drain(&worker, mode, refresh, &shutdown).await })
+        })
+        .collect();
+    for task in tasks {
+        let _ = task.await;
+    }
 }
 
 /// Folds every project that needs it. Errors are logged and counted; the loop goes on
@@ -168,6 +202,7 @@ pub async fn drain(worker: &Worker, mode: Mode, refresh: bool, shutdown: &Shutdo
                 max_events,
                 replay_from_seq: None,
                 force_snapshot: refresh,
+                retention: refresh,
             };
             match worker.run_claimed(&mut lease, &request).await {
                 Ok(outcome) if outcome.caught_up || shutdown.is_requested() => break,

@@ -66,27 +66,27 @@ pub struct VerifyReport {
 /// A replay's steps, in the order the fold applied them.
 enum Step {
     Events(Vec<crate::fold::LoggedEvent>),
-    Snapshot(DateTime<Utc>, i64),
+    Snapshot(DateTime<Utc>, i64, bool),
 }
 
 async fn replay_steps(
     client: &impl GenericClient,
     project: Uuid,
     upto: i64,
-    snapshot: Option<(DateTime<Utc>, i64)>,
+    snapshot: Option<(DateTime<Utc>, i64, bool)>,
     mut visit: impl FnMut(Step),
 ) -> anyhow::Result<i64> {
     let mut after = 0;
     let mut replayed = 0;
-    let mut snapshot = snapshot.filter(|(_, at_seq)| *at_seq <= upto);
+    let mut snapshot = snapshot.filter(|(_, at_seq, _)| *at_seq <= upto);
     loop {
         let limit = match snapshot {
-            Some((_, at_seq)) if at_seq > after => (at_seq - after).min(REPLAY_CHUNK),
+            Some((_, at_seq, _)) if at_seq > after => (at_seq - after).min(REPLAY_CHUNK),
             _ => REPLAY_CHUNK.min(upto - after),
         };
-        if let Some((captured_at, at_seq)) = snapshot {
+        if let Some((captured_at, at_seq, gap_filled)) = snapshot {
             if at_seq == after {
-                visit(Step::Snapshot(captured_at, at_seq));
+                visit(Step::Snapshot(captured_at, at_seq, gap_filled));
                 snapshot = None;
                 continue;
             }
@@ -143,7 +143,9 @@ impl Worker {
             )
             .await?;
         }
-        let snapshot = stored.as_ref().map(|s| (s.captured_at, s.as_of_seq));
+        let snapshot = stored
+            .as_ref()
+            .map(|s| (s.captured_at, s.as_of_seq, s.gap_filled));
         let mut state = ProjectState::new(project);
         let mut steps = Vec::new();
         let replayed = replay_steps(&tx, project, head, snapshot, |step| steps.push(step)).await?;
@@ -158,9 +160,9 @@ impl Worker {
                     last_seq = delta.last_seq.unwrap_or(last_seq);
                     delta
                 }
-                Step::Snapshot(captured_at, at_seq) => {
+                Step::Snapshot(captured_at, at_seq, gap_filled) => {
                     snapshot_taken = at_seq == head;
-                    self.snapshot_delta(&tx, &state, captured_at, at_seq)
+                    self.snapshot_delta(&tx, &state, captured_at, at_seq, gap_filled)
                         .await?
                 }
             };
@@ -169,7 +171,9 @@ impl Worker {
         let mut captured_at = stored.map(|s| s.captured_at);
         if !snapshot_taken {
             let now = self.settings.clock.now();
-            let delta = self.snapshot_delta(&tx, &state, now, last_seq).await?;
+            let delta = self
+                .snapshot_delta(&tx, &state, now, last_seq, true)
+                .await?;
             store::write_delta(&tx, &state, &delta, last_seq).await?;
             captured_at = Some(now);
         }
@@ -203,9 +207,10 @@ impl Worker {
         state: &ProjectState,
         now: DateTime<Utc>,
         as_of_seq: i64,
+        gap_filled: bool,
     ) -> anyhow::Result<Delta> {
         let stored = stored_dpi(client, state.project_id, dpi_reference_bucket(now)).await?;
-        Ok(state.snapshot(now, as_of_seq, |_| stored))
+        Ok(state.snapshot(now, as_of_seq, gap_filled, |_| stored))
     }
 
     /// Recomputes a project in memory and compares it with the stored read model.
@@ -229,7 +234,7 @@ impl Worker {
         let snapshot = stored
             .summary
             .as_ref()
-            .map(|s| (s.captured_at, s.as_of_seq));
+            .map(|s| (s.captured_at, s.as_of_seq, s.gap_filled));
 
         let mut state = ProjectState::new(project);
         let mut expected = ReadModel::default();
@@ -241,7 +246,7 @@ impl Worker {
                     let delta = state.fold_batch(&events);
                     expected.apply(&state, &delta);
                 }
-                Step::Snapshot(captured_at, at_seq) => {
+                Step::Snapshot(captured_at, at_seq, gap_filled) => {
                     // The DPI reference point comes from the recomputation itself.
                     let reference = dpi_reference_bucket(captured_at);
                     let point = expected
@@ -254,7 +259,7 @@ impl Worker {
                                 && k.dims.is_none()
                         })
                         .map(|(_, v)| v.value);
-                    let delta = state.snapshot(captured_at, at_seq, |_| point);
+                    let delta = state.snapshot(captured_at, at_seq, gap_filled, |_| point);
                     expected.apply(&state, &delta);
                 }
             }
@@ -262,7 +267,7 @@ impl Worker {
 
         // Compare what retention keeps, and hourly score points only for the latest hour
         // (earlier ones record live snapshots, which a replay cannot reproduce).
-        if let Some((captured_at, _)) = snapshot {
+        if let Some((captured_at, _, _)) = snapshot {
             let cutoff = captured_at - chrono::Duration::days(self.settings.retention_days);
             let open_hour = Grain::Hour.bucket(captured_at);
             for model in [&mut expected, &mut stored] {

@@ -84,6 +84,8 @@ pub struct RunRequest {
     pub replay_from_seq: Option<i64>,
     /// Take a snapshot even when not caught up.
     pub force_snapshot: bool,
+    /// Apply retention (SPEC §3.5) with the snapshot: the scheduled batch refresh does.
+    pub retention: bool,
 }
 
 /// What a run did.
@@ -147,9 +149,6 @@ pub struct Worker {
     last_snapshot: Mutex<HashMap<Uuid, Instant>>,
 }
 
-/// The most projects whose state is kept in memory.
-const CACHE_CAPACITY: usize = 64;
-
 impl Worker {
     /// A worker.
     pub fn new(pool: Pool, settings: WorkerSettings, metrics: Arc<WorkerMetrics>) -> Self {
@@ -178,7 +177,10 @@ impl Worker {
 
     fn put_cached(&self, generation: i64, last_seq: i64, state: ProjectState) {
         if let Ok(mut cache) = self.cache.lock() {
-            if cache.len() >= CACHE_CAPACITY {
+            if self.settings.state_cache == 0 {
+                return;
+            }
+            if cache.len() >= self.settings.state_cache && !cache.contains_key(&state.project_id) {
                 if let Some(evict) = cache.keys().next().copied() {
                     cache.remove(&evict);
                 }
@@ -299,7 +301,7 @@ impl Worker {
                     cache.remove(&lease.project_id);
                 }
                 if !matches!(error, RunError::LostLease(_)) {
-                    tracing::warn!(run_key = %key, error = %error, "Fold run failed.");
+                    tracing::warn!(run_key = %key, error = format!("{error:#}"), "Fold run failed.");
                     if let Err(e) = self.record_failure(lease, request, &key, &error).await {
                         tracing::error!(error = %e, "Recording the failed run failed too.");
                     }
@@ -317,7 +319,7 @@ impl Worker {
         error: &RunError,
     ) -> anyhow::Result<()> {
         let client = self.pool.get().await?;
-        let reason = error.to_string();
+        let reason = format!("{error:#}");
         checkpoints::record_run(
             &client,
             &RunRecord {
@@ -354,10 +356,12 @@ impl Worker {
         request: &RunRequest,
         key: &str,
     ) -> Result<RunOutcome, RunError> {
+        let mut timer = PhaseTimer::new();
         let mut client = self.pool.get().await.map_err(anyhow::Error::from)?;
         let tx = client.transaction().await.map_err(anyhow::Error::from)?;
         let events =
             store::read_events(&tx, lease.project_id, lease.last_seq, request.max_events).await?;
+        timer.mark("read");
         let caught_up = (events.len() as i64) < request.max_events;
         let snapshot_wanted =
             request.force_snapshot || caught_up || self.snapshot_due(lease.project_id);
@@ -373,7 +377,9 @@ impl Worker {
             });
         }
         let mut state = self.state_for(&tx, lease).await?;
+        timer.mark("load");
         let delta = state.fold_batch(&events);
+        timer.mark("fold");
         let end_seq = delta.last_seq.unwrap_or(lease.last_seq);
         if self.settings.on_poison == OnPoison::Halt {
             if let Some((seq, event)) = delta.quarantine.iter().next() {
@@ -385,17 +391,21 @@ impl Worker {
             }
         }
         store::write_delta(&tx, &state, &delta, end_seq).await?;
+        timer.mark("write");
 
         let mut snapshot_at = None;
         if snapshot_wanted {
             let now = self.settings.clock.now();
             let stored = stored_dpi(&tx, lease.project_id, dpi_reference_bucket(now)).await?;
-            let snapshot = state.snapshot(now, end_seq, |_| stored);
+            // A snapshot an operator asked for, or the one that ends a catch-up, fills the gap.
+            let fill_gap = caught_up || request.force_snapshot;
+            let snapshot = state.snapshot(now, end_seq, fill_gap, |_| stored);
             store::write_delta(&tx, &state, &snapshot, end_seq).await?;
-            if request.mode == Mode::Batch {
-                apply_retention(&tx, lease.project_id, now, self.settings.retention_days).await?;
+            if request.retention {
+                apply_retention(&tx, &state, now, self.settings.retention_days).await?;
             }
             snapshot_at = Some(now);
+            timer.mark("snapshot");
         }
 
         let advanced = checkpoints::advance(
@@ -432,6 +442,8 @@ impl Worker {
             tokio::time::sleep(self.settings.test_fold_delay).await;
         }
         tx.commit().await.map_err(anyhow::Error::from)?;
+        timer.mark("commit");
+        tracing::debug!(events = events.len(), phases = %timer, "Fold run phases.");
         if snapshot_at.is_some() {
             if let Ok(mut m) = self.last_snapshot.lock() {
                 m.insert(lease.project_id, Instant::now());
@@ -448,6 +460,37 @@ impl Worker {
             snapshot_at,
             quarantined,
         })
+    }
+}
+
+/// Milliseconds spent per phase of a run, for the debug log.
+struct PhaseTimer {
+    last: Instant,
+    phases: Vec<(&'static str, f64)>,
+}
+
+impl PhaseTimer {
+    fn new() -> Self {
+        Self {
+            last: Instant::now(),
+            phases: Vec::new(),
+        }
+    }
+
+    fn mark(&mut self, phase: &'static str) {
+        let now = Instant::now();
+        self.phases
+            .push((phase, (now - self.last).as_secs_f64() * 1000.0));
+        self.last = now;
+    }
+}
+
+impl std::fmt::Display for PhaseTimer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        for (i, (phase, ms)) in self.phases.iter().enumerate() {
+            write!(f, "{}{phase}={ms:.1}ms", if i == 0 { "" } else { " " })?;
+        }
+        Ok(())
     }
 }
 
@@ -481,15 +524,35 @@ pub async fn stored_dpi(
         .map(|row| row.get::<_, Option<f64>>(0)))
 }
 
+/// Every metric that has drill-down rows.
+const DRILLDOWN_METRICS: [&str; 7] = [
+    keys::CYCLE_TIME,
+    keys::LEAD_TIME,
+    keys::WIP,
+    keys::BLOCKED,
+    keys::BACKLOG,
+    keys::THROUGHPUT,
+    keys::ARRIVALS,
+];
+
 /// Deletes history older than the retention window (SPEC §3.5): trend and breakdown points,
 /// drill-down rows of tasks terminal for longer, and thins summaries to one a day after 30 days.
 pub async fn apply_retention(
     client: &impl GenericClient,
-    project: Uuid,
+    state: &ProjectState,
     now: DateTime<Utc>,
     retention_days: i64,
 ) -> anyhow::Result<()> {
+    let project = state.project_id;
     let cutoff = now - chrono::Duration::days(retention_days);
+    // The tasks come from memory, so the delete is an index lookup, not a join.
+    let expired: Vec<&str> = state
+        .facts
+        .tasks
+        .iter()
+        .filter(|t| t.terminal_at.is_some_and(|at| at < cutoff))
+        .map(|t| t.task_id.as_str())
+        .collect();
     client
         .execute(
             "DELETE FROM metrics_trend_point WHERE project_id = $1 AND time_bucket < $2",
@@ -502,14 +565,15 @@ pub async fn apply_retention(
             &[&project, &cutoff],
         )
         .await?;
-    client
-        .execute(
-            "DELETE FROM metrics_drilldown d USING metrics_task t
-              WHERE d.project_id = $1 AND t.project_id = $1 AND t.task_id = d.task_id
-                AND t.terminal_at < $2",
-            &[&project, &cutoff],
-        )
-        .await?;
+    if !expired.is_empty() {
+        client
+            .execute(
+                "DELETE FROM metrics_drilldown
+                  WHERE project_id = $1 AND metric_key = ANY($2) AND task_id = ANY($3)",
+                &[&project, &DRILLDOWN_METRICS.to_vec(), &expired],
+            )
+            .await?;
+    }
     client
         .execute(
             "DELETE FROM metrics_summary s WHERE s.project_id = $1

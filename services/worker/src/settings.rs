@@ -114,6 +114,10 @@ pub struct WorkerSettings {
     pub batch_max_events: i64,
     /// While catching up, a snapshot at least this often (`FLOWMETER_SNAPSHOT_INTERVAL_MS`).
     pub snapshot_interval: Duration,
+    /// Projects folded at the same time by one worker (`FLOWMETER_WORKER_CONCURRENCY`).
+    pub concurrency: usize,
+    /// Projects whose fold state stays in memory between runs (`FLOWMETER_WORKER_STATE_CACHE`).
+    pub state_cache: usize,
     /// Where "now" comes from.
     pub clock: Clock,
     /// Sleep before each fold commit (`FLOWMETER_TEST_FOLD_DELAY_MS`, `test-hooks` builds only).
@@ -125,7 +129,7 @@ impl WorkerSettings {
     pub fn from_env(env: &Env) -> Result<Self, ConfigError> {
         let (clock, test_fold_delay) = test_hooks(env)?;
         Ok(Self {
-            database: DatabaseSettings::from_env(env, 4)?,
+            database: DatabaseSettings::from_env(env, 6)?,
             metrics_addr: config::socket_addr(
                 env,
                 "FLOWMETER_WORKER_METRICS_ADDR",
@@ -151,6 +155,8 @@ impl WorkerSettings {
                 0,
                 3_600_000,
             )?),
+            concurrency: env.int_in_range("FLOWMETER_WORKER_CONCURRENCY", 2, 1, 64)? as usize,
+            state_cache: env.int_in_range("FLOWMETER_WORKER_STATE_CACHE", 2, 0, 10_000)? as usize,
             clock,
             test_fold_delay,
         })

@@ -170,4 +170,6 @@ pub struct SummaryRow {
     pub payload: Value,
     /// Milestone health.
     pub health: Value,
+    /// Whether the snapshot wrote the buckets between event time and `captured_at`.
+    pub gap_filled: bool,
 }

@@ -25,3 +25,6 @@ impl ProjectState {
         delta
     }
 }
+
+#[cfg(test)]
+mod timing_tests;

@@ -20,14 +20,21 @@ pub fn dpi_reference_bucket(now: DateTime<Utc>) -> DateTime<Utc> {
 impl ProjectState {
     /// Computes the snapshot as of `now`. `stored_dpi` looks up a stored day point of DPI
     /// (outer `None`: no such point); points this snapshot itself writes take precedence.
+    ///
+    /// `fill_gap` writes the buckets between event time and `now` too. A snapshot taken
+    /// while the project is still catching up skips them: the events still to come close
+    /// those buckets and overwrite whatever it wrote, so the work would be thrown away.
     pub fn snapshot(
         &self,
         now: DateTime<Utc>,
         as_of_seq: i64,
+        fill_gap: bool,
         stored_dpi: impl Fn(DateTime<Utc>) -> Option<Option<f64>>,
     ) -> Delta {
         let mut delta = Delta::default();
-        self.close_until(now, &mut delta);
+        if fill_gap {
+            self.close_until(now, &mut delta);
+        }
 
         let reference = dpi_reference_bucket(now);
         let key = TrendKey {
@@ -56,6 +63,7 @@ impl ProjectState {
             as_of_seq,
             payload: serde_json::to_value(&summary).unwrap_or_default(),
             health: serde_json::to_value(&health).unwrap_or_default(),
+            gap_filled: fill_gap,
         });
         delta
     }

@@ -333,7 +333,7 @@ pub async fn latest_summary(
 ) -> anyhow::Result<Option<SummaryRow>> {
     let row = client
         .query_opt(
-            "SELECT captured_at, as_of_seq, payload, health FROM metrics_summary
+            "SELECT captured_at, as_of_seq, payload, health, gap_filled FROM metrics_summary
               WHERE project_id = $1 ORDER BY captured_at DESC LIMIT 1",
             &[&project_id],
         )
@@ -343,5 +343,6 @@ pub async fn latest_summary(
         as_of_seq: r.get(1),
         payload: r.get(2),
         health: r.get(3),
+        gap_filled: r.get(4),
     }))
 }

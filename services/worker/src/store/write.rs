@@ -2,6 +2,7 @@
 
 use chrono::{DateTime, NaiveDate, Utc};
 use deadpool_postgres::GenericClient;
+use flowmeter_shared::metrics::TaskFacts;
 use serde_json::Value;
 use uuid::Uuid;
 
@@ -35,11 +36,12 @@ pub async fn write_delta(
             .await?;
         client
             .execute(
-                "INSERT INTO metrics_summary (project_id, captured_at, as_of_seq, payload, health)
-                 VALUES ($1, $2, $3, $4, $5)
+                "INSERT INTO metrics_summary (project_id, captured_at, as_of_seq, payload, health, gap_filled)
+                 VALUES ($1, $2, $3, $4, $5, $6)
                  ON CONFLICT (project_id, captured_at) DO UPDATE
-                    SET as_of_seq = EXCLUDED.as_of_seq, payload = EXCLUDED.payload, health = EXCLUDED.health",
-                &[&project, &summary.captured_at, &summary.as_of_seq, &summary.payload, &summary.health],
+                    SET as_of_seq = EXCLUDED.as_of_seq, payload = EXCLUDED.payload, health = EXCLUDED.health,
+                        gap_filled = EXCLUDED.gap_filled",
+                &[&project, &summary.captured_at, &summary.as_of_seq, &summary.payload, &summary.health, &summary.gap_filled],
             )
             .await?;
     }
@@ -80,10 +82,11 @@ async fn write_tasks(
         .iter()
         .map(|t| t.integration_failures as i32)
         .collect();
-    let facts: Vec<Value> = tasks
+    // Serialized straight to jsonb, without an intermediate serde_json::Value.
+    let facts: Vec<tokio_postgres::types::Json<&TaskFacts>> = tasks
         .iter()
-        .map(serde_json::to_value)
-        .collect::<Result<_, _>>()?;
+        .map(|t| tokio_postgres::types::Json(*t))
+        .collect();
     let stmt = client
         .prepare_cached(
             "INSERT INTO metrics_task (project_id, task_id, title, phase_id, milestone_id, assignee,
