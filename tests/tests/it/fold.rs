@@ -877,3 +877,118 @@ async fn batch_runs_apply_retention_and_verify_still_passes() {
         String::from_utf8_lossy(&out.stdout)
     );
 }
+
+#[tokio::test]
+async fn out_of_order_facts_infer_tasks_clamp_negative_durations_and_count_data_quality() {
+    let app = TestApp::spawn().await;
+    let mut b = EventBuilder::new();
+    app.ingest(&[
+        // A transition for a task never created: inferred, created at the transition's time.
+        b.transition("ghost", "in_progress", t("2026-03-10T10:00:00Z")),
+        // from_state disagrees with the projection (in_progress): to_state wins.
+        b.event(
+            "task",
+            "ghost",
+            "task_state_transitioned",
+            t("2026-03-10T12:00:00Z"),
+            json!({"to_state": "implemented", "from_state": "ready"}),
+        ),
+        // An event older than the stay it ends: the duration is clamped to 0.
+        b.transition("ghost", "integrated", t("2026-03-10T11:00:00Z")),
+    ])
+    .await;
+    backfill(&app.db.url, b.project_id, 10_000);
+    let client = app.db.client().await;
+    let task = client
+        .query_one(
+            "SELECT inferred, state, created_at, facts FROM metrics_task WHERE project_id = $1 AND task_id = 'ghost'",
+            &[&b.project_id],
+        )
+        .await
+        .unwrap();
+    assert!(task.get::<_, bool>(0));
+    assert_eq!(task.get::<_, String>(1), "integrated");
+    assert_eq!(
+        task.get::<_, chrono::DateTime<chrono::Utc>>(2),
+        t("2026-03-10T10:00:00Z")
+    );
+    let facts: Value = task.get(3);
+    let times = &facts["time_in_state_seconds"];
+    assert_eq!(times["in_progress"], 7200.0);
+    assert_eq!(
+        times["implemented"], 0.0,
+        "the negative stay counts as zero, never below"
+    );
+    let issues: Vec<(String, i64)> = client
+        .query(
+            "SELECT issue, count FROM metrics_data_quality_counter WHERE project_id = $1 ORDER BY issue",
+            &[&b.project_id],
+        )
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| (r.get(0), r.get(1)))
+        .collect();
+    assert_eq!(
+        issues,
+        vec![
+            ("from_state_mismatch".to_owned(), 1),
+            ("inferred_task".to_owned(), 1),
+            ("negative_duration".to_owned(), 1)
+        ]
+    );
+    assert_verified(&app.db.url, b.project_id);
+}
+
+async fn event_count(client: &tokio_postgres::Client) -> i64 {
+    client
+        .query_one("SELECT count(*) FROM event_log", &[])
+        .await
+        .unwrap()
+        .get(0)
+}
+
+#[tokio::test]
+async fn import_validates_the_whole_file_before_storing_and_is_idempotent() {
+    let app = TestApp::spawn().await;
+    let mut b = EventBuilder::new();
+    let events = varied_stream(&mut b, 3);
+    let dir = std::env::temp_dir().join(format!("fm-import-{}", Uuid::new_v4()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let good = dir.join("good.ndjson");
+    let lines: Vec<String> = events.iter().map(|e| e.to_string()).collect();
+    std::fs::write(&good, format!("{}\n", lines.join("\n"))).unwrap();
+    let bad = dir.join("bad.ndjson");
+    std::fs::write(
+        &bad,
+        format!("{}\n{{\"event_id\": 1}}\nnot json\n", lines[0]),
+    )
+    .unwrap();
+
+    let out = worker(&app.db.url, &["import", bad.to_str().unwrap()], &[]);
+    assert!(!out.status.success());
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["invalid"], 2);
+    assert_eq!(report["errors"][0]["line"], 2);
+    assert_eq!(report["errors"][1]["code"], "invalid_json");
+    let client = app.db.client().await;
+    assert_eq!(
+        event_count(&client).await,
+        0,
+        "nothing stored from an invalid file"
+    );
+
+    let first = worker_json(
+        &app.db.url,
+        &["import", good.to_str().unwrap(), "--batch-size", "7"],
+        &[],
+    );
+    assert_eq!(first["accepted"], events.len());
+    let again = worker_json(&app.db.url, &["import", good.to_str().unwrap()], &[]);
+    assert_eq!(
+        (again["accepted"].as_u64(), again["duplicates"].as_u64()),
+        (Some(0), Some(events.len() as u64))
+    );
+    assert_eq!(event_count(&client).await, events.len() as i64);
+    std::fs::remove_dir_all(&dir).ok();
+}
