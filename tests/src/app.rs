@@ -147,6 +147,23 @@ impl TestApp {
         body
     }
 
+    /// Appends events directly through ingest validation and the shared append (for tests
+    /// whose API refuses ingest: auth on, or ingest switched off).
+    pub async fn seed(&self, events: &[Value]) {
+        let valid: Vec<_> = events
+            .iter()
+            .enumerate()
+            .map(|(i, e)| flowmeter_shared::events::validate_event(i, e).expect("valid test event"))
+            .collect();
+        let pool = self.db.pool();
+        let mut client = pool.get().await.expect("pool connection");
+        let tx = client.transaction().await.expect("transaction");
+        flowmeter_shared::db::events::append(&tx, &valid)
+            .await
+            .expect("append");
+        tx.commit().await.expect("commit");
+    }
+
     /// Creates an API key directly in the database; returns its secret.
     pub async fn create_key(&self, project: Option<Uuid>, roles: &[Role]) -> String {
         self.create_key_expiring(project, roles, None).await

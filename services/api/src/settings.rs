@@ -32,6 +32,106 @@ pub struct ApiSettings {
     pub shutdown_timeout: Duration,
     /// HTTP worker threads (`FLOWMETER_HTTP_WORKERS`, default: one per core).
     pub http_workers: usize,
+    /// Browser origins allowed by CORS (`FLOWMETER_CORS_ORIGINS`, comma list; `*` for any).
+    pub cors_origins: Vec<String>,
+    /// Switched-off features (`FLOWMETER_DISABLED_FEATURES`).
+    pub disabled_features: Vec<Feature>,
+    /// `Cache-Control: private, max-age` of metrics responses (`FLOWMETER_HTTP_CACHE_MAX_AGE_SECONDS`).
+    pub cache_max_age_seconds: u64,
+}
+
+/// Features that can be switched off at run time (SPEC §5 kill switches).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Feature {
+    /// `POST /v1/events`.
+    Ingest,
+    /// `/v1/metrics/alerts` and acknowledgement.
+    Alerts,
+    /// `/v1/metrics/actions`.
+    Actions,
+    /// The milestone forecast (`/v1/metrics/health`).
+    Forecast,
+    /// `/v1/metrics/drilldown`.
+    Drilldown,
+}
+
+impl Feature {
+    /// Every feature.
+    pub const ALL: [Feature; 5] = [
+        Feature::Ingest,
+        Feature::Alerts,
+        Feature::Actions,
+        Feature::Forecast,
+        Feature::Drilldown,
+    ];
+
+    /// The configured name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Feature::Ingest => "ingest",
+            Feature::Alerts => "alerts",
+            Feature::Actions => "actions",
+            Feature::Forecast => "forecast",
+            Feature::Drilldown => "drilldown",
+        }
+    }
+}
+
+/// Origins such as `https://dash.example.com` (scheme and host, optional port, no path), or `*`.
+fn cors_origins(env: &Env) -> Result<Vec<String>, ConfigError> {
+    let Some(raw) = env.raw("FLOWMETER_CORS_ORIGINS") else {
+        return Ok(Vec::new());
+    };
+    raw.split(',')
+        .map(str::trim)
+        .filter(|o| !o.is_empty())
+        .map(|origin| {
+            let rest = origin
+                .strip_prefix("https://")
+                .or_else(|| origin.strip_prefix("http://"));
+            let valid = origin == "*"
+                || rest.is_some_and(|host| {
+                    !host.is_empty()
+                        && host
+                            .bytes()
+                            .all(|b| b.is_ascii_alphanumeric() || b"-.:[]".contains(&b))
+                });
+            if valid {
+                Ok(origin.to_owned())
+            } else {
+                Err(ConfigError::Invalid {
+                    name: "FLOWMETER_CORS_ORIGINS",
+                    value: raw.to_owned(),
+                    message: format!(
+                        "{origin:?} is not an origin such as https://dash.example.com or *"
+                    ),
+                })
+            }
+        })
+        .collect()
+}
+
+fn features(env: &Env) -> Result<Vec<Feature>, ConfigError> {
+    let Some(raw) = env.raw("FLOWMETER_DISABLED_FEATURES") else {
+        return Ok(Vec::new());
+    };
+    raw.split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(|name| {
+            Feature::ALL
+                .into_iter()
+                .find(|f| f.as_str() == name)
+                .ok_or_else(|| ConfigError::Invalid {
+                    name: "FLOWMETER_DISABLED_FEATURES",
+                    value: raw.to_owned(),
+                    message: format!(
+                        "unknown feature {name:?}; expected a comma list of ingest, alerts, actions, forecast, drilldown"
+                    ),
+                })
+        })
+        .collect()
 }
 
 /// The shortest key accepted from `FLOWMETER_API_KEY`.
@@ -78,6 +178,14 @@ impl ApiSettings {
                 3600,
             )?),
             http_workers: env.int_in_range("FLOWMETER_HTTP_WORKERS", cores, 1, 256)? as usize,
+            cors_origins: cors_origins(env)?,
+            disabled_features: features(env)?,
+            cache_max_age_seconds: env.int_in_range(
+                "FLOWMETER_HTTP_CACHE_MAX_AGE_SECONDS",
+                30,
+                0,
+                86_400,
+            )?,
         })
     }
 }
@@ -97,6 +205,25 @@ mod tests {
         assert_eq!(s.ingest_max_events, 5000);
         assert_eq!(s.ingest_max_bytes, 8 * 1024 * 1024);
         assert!(!s.auth_disabled);
+    }
+
+    #[test]
+    fn kill_switches_parse_and_refuse_unknown_features() {
+        let s =
+            ApiSettings::from_env(&base().set("FLOWMETER_DISABLED_FEATURES", "ingest, drilldown"))
+                .unwrap();
+        assert_eq!(
+            s.disabled_features,
+            vec![Feature::Ingest, Feature::Drilldown]
+        );
+        let err =
+            ApiSettings::from_env(&base().set("FLOWMETER_DISABLED_FEATURES", "ingest,emails"))
+                .unwrap_err()
+                .to_string();
+        assert!(
+            err.contains("FLOWMETER_DISABLED_FEATURES") && err.contains("emails"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -35,11 +35,47 @@ pub fn resource(path: &str) -> actix_web::Resource {
     web::resource(path).default_service(web::to(method_not_allowed))
 }
 
+/// CORS for the configured browser origins (none: no cross-origin access).
+fn cors(origins: &[String]) -> actix_cors::Cors {
+    let mut cors = actix_cors::Cors::default()
+        .allowed_methods(["GET", "POST", "OPTIONS"])
+        .allowed_headers([
+            "authorization",
+            "x-api-key",
+            "content-type",
+            "if-none-match",
+            "x-request-id",
+        ])
+        .expose_headers([
+            "etag",
+            "x-api-version",
+            "x-request-id",
+            "x-ratelimit-limit",
+            "x-ratelimit-remaining",
+            "x-ratelimit-reset",
+            "x-ratelimit-policy",
+            "retry-after",
+        ])
+        .max_age(3600);
+    for origin in origins {
+        cors = if origin == "*" {
+            cors.allow_any_origin()
+        } else {
+            cors.allowed_origin(origin)
+        };
+    }
+    cors
+}
+
 /// Every route of the API.
 pub fn configure_routes(cfg: &mut web::ServiceConfig) {
     routes::health::configure(cfg);
     routes::prometheus::configure(cfg);
-    cfg.service(web::scope("/v1").configure(routes::events::configure));
+    cfg.service(
+        web::scope("/v1")
+            .configure(routes::events::configure)
+            .configure(routes::metrics::configure),
+    );
 }
 
 fn extractor_error(err: impl std::fmt::Display, field: &str) -> actix_web::Error {
@@ -121,6 +157,7 @@ impl Application {
                 )
                 .configure(configure_routes)
                 .default_service(web::to(not_found))
+                .wrap(cors(&state.settings.cors_origins))
                 .wrap(from_fn(request_context))
         })
         .workers(settings.http_workers)

@@ -6,6 +6,7 @@ pub mod api_keys;
 pub mod checkpoints;
 pub mod events;
 pub mod migrations;
+pub mod read_model;
 
 use std::str::FromStr;
 

@@ -9,6 +9,7 @@ mod docs;
 mod fold;
 mod http_common;
 mod ingest;
+mod metrics_api;
 mod migrations;
 mod scenario;
 mod sequence;

@@ -108,6 +108,7 @@ pub async fn post_events(
     principal: Principal,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
+    crate::routes::metrics::require_feature(&state, crate::settings::Feature::Ingest)?;
     principal.require_role(Role::Ingest)?;
     let settings = &state.settings;
     let body = read_body(&req, payload, settings.ingest_max_bytes).await?;

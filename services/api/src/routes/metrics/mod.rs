@@ -1,0 +1,148 @@
+//! `/v1/metrics/*`: the read model for the web dashboard. Every response carries
+//! `freshness`, an `ETag` (from the snapshot's identity and the log head, so a changed body
+//! always has a new tag; `If-None-Match` answers 304) and `Cache-Control`.
+
+pub mod actions;
+pub mod milestones;
+pub mod params;
+pub mod summary;
+
+use actix_web::http::header;
+use actix_web::{web, HttpRequest, HttpResponse};
+use chrono::{DateTime, SecondsFormat, Utc};
+use flowmeter_shared::auth::Role;
+use flowmeter_shared::db::{events, read_model};
+use serde_json::{json, Value};
+use uuid::Uuid;
+
+use crate::auth::Principal;
+use crate::error::ApiError;
+use crate::settings::Feature;
+use crate::startup::{resource, AppState};
+use params::Params;
+
+/// Mounts every metrics route.
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.service(resource("/metrics/summary").route(web::get().to(summary::get_summary)))
+        .service(resource("/metrics/health").route(web::get().to(milestones::get_milestone_health)))
+        .service(resource("/metrics/actions").route(web::get().to(actions::get_actions)));
+}
+
+/// Answers 503 when a feature is switched off.
+pub fn require_feature(state: &AppState, feature: Feature) -> Result<(), ApiError> {
+    if state.settings.disabled_features.contains(&feature) {
+        return Err(ApiError::Unavailable(format!(
+            "{} disabled",
+            feature.as_str()
+        )));
+    }
+    Ok(())
+}
+
+/// A metrics request after its common checks: a viewer of an existing project.
+pub struct MetricsRequest {
+    /// The project.
+    pub project_id: Uuid,
+    /// Every parameter.
+    pub params: Params,
+}
+
+/// Parses the query, checks the role and the key's scope (before existence, so a key
+/// cannot probe other projects) and that the project exists.
+pub async fn metrics_request(
+    req: &HttpRequest,
+    principal: &Principal,
+    state: &AppState,
+    allowed: &[&str],
+) -> Result<MetricsRequest, ApiError> {
+    let params = Params::parse(req.query_string(), allowed)?;
+    let project_id = params.uuid("project_id")?;
+    principal.require(Role::Viewer, project_id)?;
+    let client = state.pool.get().await?;
+    if events::find_project(&client, project_id).await?.is_none() {
+        return Err(ApiError::NotFound(format!("no project {project_id}")));
+    }
+    Ok(MetricsRequest { project_id, params })
+}
+
+/// The latest snapshot (or the latest at or before `at`) with the log head, or 404.
+pub async fn load_snapshot(
+    state: &AppState,
+    project_id: Uuid,
+    at: Option<DateTime<Utc>>,
+) -> Result<(read_model::Snapshot, i64), ApiError> {
+    let client = state.pool.get().await?;
+    let snapshot = read_model::snapshot(&client, project_id, at).await?.ok_or_else(|| match at {
+        Some(at) => ApiError::NotFound(format!(
+            "project {project_id} has no snapshot at or before {}",
+            at.to_rfc3339_opts(SecondsFormat::Secs, true)
+        )),
+        None => ApiError::NotFound(format!(
+            "project {project_id} has not been folded yet; its first snapshot appears once the worker has run"
+        )),
+    })?;
+    let head = events::head_seq(&client, project_id).await?;
+    Ok((snapshot, head))
+}
+
+/// `{as_of_seq, log_head_seq, lag_events, captured_at}`.
+pub fn freshness(snapshot: &read_model::Snapshot, head: i64) -> Value {
+    json!({
+        "as_of_seq": snapshot.as_of_seq,
+        "log_head_seq": head,
+        "lag_events": (head - snapshot.as_of_seq).max(0),
+        "captured_at": snapshot.captured_at.to_rfc3339_opts(SecondsFormat::Micros, true),
+    })
+}
+
+/// A response with its validators: 304 when the client already has this version.
+pub fn cached_json(
+    req: &HttpRequest,
+    state: &AppState,
+    identity: &str,
+    body: Value,
+) -> HttpResponse {
+    let etag = format!(
+        "\"{}\"",
+        flowmeter_shared::auth::hash_key(identity)
+            .get(..32)
+            .unwrap_or_default()
+    );
+    let cache_control = format!("private, max-age={}", state.settings.cache_max_age_seconds);
+    let matches = req
+        .headers()
+        .get(header::IF_NONE_MATCH)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| {
+            v.split(',')
+                .any(|tag| tag.trim() == etag || tag.trim() == "*")
+        });
+    let mut response = if matches {
+        HttpResponse::NotModified()
+    } else {
+        HttpResponse::Ok()
+    };
+    response
+        .insert_header((header::ETAG, etag))
+        .insert_header((header::CACHE_CONTROL, cache_control));
+    if matches {
+        response.finish()
+    } else {
+        response.json(body)
+    }
+}
+
+/// The identity of a response built from a snapshot: route, parameters, snapshot and log head.
+pub fn snapshot_identity(
+    route: &str,
+    req: &HttpRequest,
+    snapshot: &read_model::Snapshot,
+    head: i64,
+) -> String {
+    format!(
+        "{route}?{}|{}|{}|{head}",
+        req.query_string(),
+        snapshot.captured_at.timestamp_micros(),
+        snapshot.as_of_seq
+    )
+}
