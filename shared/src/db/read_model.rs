@@ -42,3 +42,57 @@ pub async fn snapshot(
             health: r.get(3),
         }))
 }
+
+/// One stored trend point.
+#[derive(Debug, Clone)]
+pub struct TrendRow {
+    /// Bucket start.
+    pub bucket: DateTime<Utc>,
+    /// `{}` for the total, else the dimension tuple.
+    pub dimensions: Value,
+    /// The value.
+    pub value: Option<f64>,
+    /// Samples behind it.
+    pub sample_size: i64,
+    /// Extra detail (confidence interval).
+    pub detail: Value,
+}
+
+/// Trend points of one metric and grain with buckets in `[from, to)`: totals, or (when
+/// `dimensioned`) the points carrying dimensions.
+pub async fn trend_points(
+    client: &impl GenericClient,
+    project_id: Uuid,
+    metric: &str,
+    grain: &str,
+    from: DateTime<Utc>,
+    to: DateTime<Utc>,
+    dimensioned: bool,
+) -> anyhow::Result<Vec<TrendRow>> {
+    let stmt = client
+        .prepare_cached(
+            "SELECT time_bucket, dimensions, value_numeric, sample_size, value_json
+               FROM metrics_trend_point
+              WHERE project_id = $1 AND metric_key = $2 AND time_grain = $3
+                AND time_bucket >= $4 AND time_bucket < $5
+                AND (dimensions = '{}'::jsonb) <> $6
+              ORDER BY time_bucket",
+        )
+        .await?;
+    let rows = client
+        .query(
+            &stmt,
+            &[&project_id, &metric, &grain, &from, &to, &dimensioned],
+        )
+        .await?;
+    Ok(rows
+        .iter()
+        .map(|r| TrendRow {
+            bucket: r.get(0),
+            dimensions: r.get(1),
+            value: r.get(2),
+            sample_size: r.get(3),
+            detail: r.get(4),
+        })
+        .collect())
+}

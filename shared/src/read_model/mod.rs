@@ -36,6 +36,26 @@ pub mod keys {
     pub const IRS: &str = "integration_reliability_score";
 }
 
+/// Metric identifiers the trends endpoint accepts.
+pub const TREND_METRICS: [&str; 9] = [
+    keys::THROUGHPUT,
+    keys::ARRIVALS,
+    keys::CYCLE_TIME,
+    keys::LEAD_TIME,
+    keys::WIP,
+    keys::BLOCKED,
+    keys::DPI,
+    keys::FES,
+    keys::IRS,
+];
+
+/// Trend metrics that add up across dimensions (the only ones with dimensioned points).
+pub const ADDITIVE_METRICS: [&str; 4] =
+    [keys::THROUGHPUT, keys::ARRIVALS, keys::WIP, keys::BLOCKED];
+
+/// Dimensions of dimensioned trend points.
+pub const TREND_DIMENSIONS: [&str; 4] = ["phase", "milestone", "assignee", "task_class"];
+
 /// The single dimensions of breakdown points.
 pub const BREAKDOWN_DIMENSIONS: [&str; 5] =
     ["phase", "milestone", "assignee", "task_class", "state"];

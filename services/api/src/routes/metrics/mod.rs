@@ -6,6 +6,7 @@ pub mod actions;
 pub mod milestones;
 pub mod params;
 pub mod summary;
+pub mod trends;
 
 use actix_web::http::header;
 use actix_web::{web, HttpRequest, HttpResponse};
@@ -25,7 +26,8 @@ use params::Params;
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(resource("/metrics/summary").route(web::get().to(summary::get_summary)))
         .service(resource("/metrics/health").route(web::get().to(milestones::get_milestone_health)))
-        .service(resource("/metrics/actions").route(web::get().to(actions::get_actions)));
+        .service(resource("/metrics/actions").route(web::get().to(actions::get_actions)))
+        .service(resource("/metrics/trends").route(web::get().to(trends::get_trends)));
 }
 
 /// Answers 503 when a feature is switched off.
@@ -37,6 +39,28 @@ pub fn require_feature(state: &AppState, feature: Feature) -> Result<(), ApiErro
         )));
     }
     Ok(())
+}
+
+/// A parameter from a closed list: 400 when required and missing, 422 with the allowed
+/// values when unknown.
+pub fn one_of<'a>(
+    params: &Params,
+    name: &str,
+    allowed: &[&'a str],
+    default: Option<&'a str>,
+) -> Result<&'a str, ApiError> {
+    match params.get(name).map(str::trim) {
+        None | Some("") => {
+            default.ok_or_else(|| ApiError::bad_field(name, format!("{name} is required")))
+        }
+        Some(value) => allowed
+            .iter()
+            .copied()
+            .find(|a| *a == value)
+            .ok_or_else(|| {
+                ApiError::invalid_field(name, format!("unknown {name} {value:?}"), allowed)
+            }),
+    }
 }
 
 /// A metrics request after its common checks: a viewer of an existing project.
