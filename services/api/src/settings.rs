@@ -38,6 +38,8 @@ pub struct ApiSettings {
     pub disabled_features: Vec<Feature>,
     /// `Cache-Control: private, max-age` of metrics responses (`FLOWMETER_HTTP_CACHE_MAX_AGE_SECONDS`).
     pub cache_max_age_seconds: u64,
+    /// Per-minute budgets of the metrics endpoints (`FLOWMETER_RATE_LIMIT_*`).
+    pub rate_limits: crate::rate_limit::RateLimits,
 }
 
 /// Features that can be switched off at run time (SPEC §5 kill switches).
@@ -180,6 +182,7 @@ impl ApiSettings {
             http_workers: env.int_in_range("FLOWMETER_HTTP_WORKERS", cores, 1, 256)? as usize,
             cors_origins: cors_origins(env)?,
             disabled_features: features(env)?,
+            rate_limits: crate::rate_limit::RateLimits::from_env(env)?,
             cache_max_age_seconds: env.int_in_range(
                 "FLOWMETER_HTTP_CACHE_MAX_AGE_SECONDS",
                 30,

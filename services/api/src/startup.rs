@@ -138,12 +138,22 @@ impl Application {
             registry: Arc::new(registry),
         });
 
+        let limiter = web::Data::new(crate::rate_limit::RateLimiter::new(&settings.rate_limits));
+        let pruned = limiter.clone();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(std::time::Duration::from_secs(60));
+            loop {
+                tick.tick().await;
+                pruned.retain_recent();
+            }
+        });
         let listener = TcpListener::bind(settings.http_addr)
             .with_context(|| format!("binding FLOWMETER_HTTP_ADDR {}", settings.http_addr))?;
         let port = listener.local_addr()?.port();
         let server = HttpServer::new(move || {
             App::new()
                 .app_data(state.clone())
+                .app_data(limiter.clone())
                 .app_data(
                     web::QueryConfig::default().error_handler(|e, _| extractor_error(e, "query")),
                 )
@@ -157,6 +167,7 @@ impl Application {
                 )
                 .configure(configure_routes)
                 .default_service(web::to(not_found))
+                .wrap(from_fn(crate::rate_limit::limit_requests))
                 .wrap(cors(&state.settings.cors_origins))
                 .wrap(from_fn(request_context))
         })

@@ -96,3 +96,158 @@ pub async fn trend_points(
         })
         .collect())
 }
+
+/// Conditions on drill-down rows: each present column must equal one of its values.
+#[derive(Debug, Clone, Default)]
+pub struct RowFilter {
+    /// Phase ids.
+    pub phase: Option<Vec<String>>,
+    /// Milestone ids.
+    pub milestone: Option<Vec<String>>,
+    /// Assignees.
+    pub assignee: Option<Vec<String>>,
+    /// States.
+    pub state: Option<Vec<String>>,
+    /// Task classes.
+    pub task_class: Option<Vec<String>>,
+}
+
+/// How drill-down items are ordered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SortBy {
+    /// By value.
+    Value,
+    /// By the row's time.
+    Timestamp,
+    /// By task id.
+    TaskId,
+}
+
+/// One drill-down item.
+#[derive(Debug, Clone)]
+pub struct DrilldownItem {
+    /// Task id.
+    pub task_id: String,
+    /// Task title.
+    pub title: Option<String>,
+    /// The value (minutes, hours or 1).
+    pub value: f64,
+    /// The row's time.
+    pub ts: DateTime<Utc>,
+    /// Phase id.
+    pub phase_id: Option<String>,
+    /// Milestone id.
+    pub milestone_id: Option<String>,
+    /// Assignee.
+    pub assignee: Option<String>,
+    /// Task class.
+    pub task_class: Option<String>,
+    /// State.
+    pub state: String,
+    /// Contributing factors.
+    pub contributing_factors: Value,
+}
+
+/// Aggregates over every matching row (not just one page).
+#[derive(Debug, Clone, Default)]
+pub struct Aggregation {
+    /// Matching rows.
+    pub count: i64,
+    /// Sum of values.
+    pub sum: Option<f64>,
+    /// Mean.
+    pub avg: Option<f64>,
+    /// Smallest.
+    pub min: Option<f64>,
+    /// Largest.
+    pub max: Option<f64>,
+    /// Percentiles with linear interpolation.
+    pub p50: Option<f64>,
+    /// 90th percentile.
+    pub p90: Option<f64>,
+    /// 95th percentile.
+    pub p95: Option<f64>,
+}
+
+const ROW_CONDITIONS: &str = "project_id = $1 AND metric_key = $2
+    AND ($3::text[] IS NULL OR phase_id = ANY($3))
+    AND ($4::text[] IS NULL OR milestone_id = ANY($4))
+    AND ($5::text[] IS NULL OR assignee = ANY($5))
+    AND ($6::text[] IS NULL OR state = ANY($6))
+    AND ($7::text[] IS NULL OR task_class = ANY($7))";
+
+/// One page of drill-down rows and the aggregation over all that match.
+#[allow(clippy::too_many_arguments)]
+pub async fn drilldown(
+    client: &impl GenericClient,
+    project_id: Uuid,
+    metric: &str,
+    filter: &RowFilter,
+    sort_by: SortBy,
+    descending: bool,
+    limit: i64,
+    offset: i64,
+) -> anyhow::Result<(Vec<DrilldownItem>, Aggregation)> {
+    let column = match sort_by {
+        SortBy::Value => "value",
+        SortBy::Timestamp => "ts",
+        SortBy::TaskId => "task_id",
+    };
+    let direction = if descending { "DESC" } else { "ASC" };
+    // The ORDER BY comes from a closed enum; every value is a parameter.
+    let page_sql = format!(
+        "SELECT task_id, title, value, ts, phase_id, milestone_id, assignee, task_class, state,
+                contributing_factors
+           FROM metrics_drilldown WHERE {ROW_CONDITIONS}
+          ORDER BY {column} {direction}, task_id {direction} LIMIT $8 OFFSET $9"
+    );
+    let aggregate_sql = format!(
+        "SELECT count(*), sum(value), avg(value), min(value), max(value),
+                percentile_cont(ARRAY[0.5, 0.9, 0.95]::float8[]) WITHIN GROUP (ORDER BY value)
+           FROM metrics_drilldown WHERE {ROW_CONDITIONS}"
+    );
+    let page_stmt = client.prepare_cached(&page_sql).await?;
+    let aggregate_stmt = client.prepare_cached(&aggregate_sql).await?;
+    let conditions: [&(dyn tokio_postgres::types::ToSql + Sync); 7] = [
+        &project_id,
+        &metric,
+        &filter.phase,
+        &filter.milestone,
+        &filter.assignee,
+        &filter.state,
+        &filter.task_class,
+    ];
+    let mut page_params: Vec<&(dyn tokio_postgres::types::ToSql + Sync)> = conditions.to_vec();
+    page_params.push(&limit);
+    page_params.push(&offset);
+    let rows = client.query(&page_stmt, &page_params).await?;
+    let items = rows
+        .iter()
+        .map(|r| DrilldownItem {
+            task_id: r.get(0),
+            title: r.get(1),
+            value: r.get(2),
+            ts: r.get(3),
+            phase_id: r.get(4),
+            milestone_id: r.get(5),
+            assignee: r.get(6),
+            task_class: r.get(7),
+            state: r.get(8),
+            contributing_factors: r.get(9),
+        })
+        .collect();
+    let row = client.query_one(&aggregate_stmt, &conditions).await?;
+    let percentiles: Option<Vec<f64>> = row.get(5);
+    let percentile = |i: usize| percentiles.as_ref().and_then(|p| p.get(i).copied());
+    let aggregation = Aggregation {
+        count: row.get(0),
+        sum: row.get(1),
+        avg: row.get(2),
+        min: row.get(3),
+        max: row.get(4),
+        p50: percentile(0),
+        p90: percentile(1),
+        p95: percentile(2),
+    };
+    Ok((items, aggregation))
+}

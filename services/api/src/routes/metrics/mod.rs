@@ -3,6 +3,7 @@
 //! always has a new tag; `If-None-Match` answers 304) and `Cache-Control`.
 
 pub mod actions;
+pub mod drilldown;
 pub mod milestones;
 pub mod params;
 pub mod summary;
@@ -27,7 +28,8 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(resource("/metrics/summary").route(web::get().to(summary::get_summary)))
         .service(resource("/metrics/health").route(web::get().to(milestones::get_milestone_health)))
         .service(resource("/metrics/actions").route(web::get().to(actions::get_actions)))
-        .service(resource("/metrics/trends").route(web::get().to(trends::get_trends)));
+        .service(resource("/metrics/trends").route(web::get().to(trends::get_trends)))
+        .service(resource("/metrics/drilldown").route(web::get().to(drilldown::get_drilldown)));
 }
 
 /// Answers 503 when a feature is switched off.

@@ -67,6 +67,76 @@ impl Params {
     }
 }
 
+impl Params {
+    /// An optional integer in `min..=max`: 400 when it is not an integer, 422 when it is out
+    /// of range.
+    pub fn integer(&self, name: &str, default: i64, min: i64, max: i64) -> Result<i64, ApiError> {
+        let Some(raw) = self.get(name) else {
+            return Ok(default);
+        };
+        let value: i64 = raw
+            .trim()
+            .parse()
+            .map_err(|_| ApiError::bad_field(name, format!("{name} must be an integer")))?;
+        if !(min..=max).contains(&value) {
+            return Err(ApiError::invalid_field(
+                name,
+                format!("{name} must be between {min} and {max}"),
+                &[],
+            ));
+        }
+        Ok(value)
+    }
+
+    /// An optional JSON object of filters: each key one of `allowed`, each value a string or
+    /// an array of strings. 400 for malformed JSON, 422 for an unknown key or a bad value.
+    pub fn filters(
+        &self,
+        name: &str,
+        allowed: &[&str],
+    ) -> Result<BTreeMap<String, Vec<String>>, ApiError> {
+        let Some(raw) = self.get(name).map(str::trim).filter(|r| !r.is_empty()) else {
+            return Ok(BTreeMap::new());
+        };
+        let value: serde_json::Value = serde_json::from_str(raw)
+            .map_err(|e| ApiError::bad_field(name, format!("{name} is not valid JSON: {e}")))?;
+        let object = value.as_object().ok_or_else(|| {
+            ApiError::invalid_field(
+                name,
+                format!("{name} must be a JSON object such as {{\"assignee\": \"ana\"}}"),
+                &[],
+            )
+        })?;
+        let mut filters = BTreeMap::new();
+        for (key, value) in object {
+            if !allowed.contains(&key.as_str()) {
+                return Err(ApiError::invalid_field(
+                    name,
+                    format!("unknown filter {key:?}"),
+                    allowed,
+                ));
+            }
+            let values: Option<Vec<String>> = match value {
+                serde_json::Value::String(s) => Some(vec![s.clone()]),
+                serde_json::Value::Array(items) => items
+                    .iter()
+                    .map(|v| v.as_str().map(str::to_owned))
+                    .collect(),
+                _ => None,
+            };
+            let values = values.filter(|v| !v.is_empty()).ok_or_else(|| {
+                ApiError::invalid_field(
+                    name,
+                    format!("filter {key:?} must be a string or a non-empty array of strings"),
+                    &[],
+                )
+            })?;
+            filters.insert(key.clone(), values);
+        }
+        Ok(filters)
+    }
+}
+
 /// Parses a date or date-time; a date is its day's start (or the next day's, for an
 /// inclusive end).
 pub fn parse_instant(raw: &str, end_of_day: bool) -> Option<DateTime<Utc>> {

@@ -127,10 +127,7 @@ pub async fn get_trends(
             .collect()
     } else {
         // Sum the stored tuples into the requested grouping.
-        let mut groups: BTreeMap<
-            (chrono::DateTime<chrono::Utc>, String),
-            (Map<String, Value>, f64, i64),
-        > = BTreeMap::new();
+        let mut groups: BTreeMap<(chrono::DateTime<chrono::Utc>, String), Group> = BTreeMap::new();
         for row in &rows {
             let mut key = Map::new();
             for dim in &dimensions {
@@ -186,6 +183,9 @@ pub async fn get_trends(
     );
     Ok(cached_json(&req, &state, &identity, body))
 }
+
+/// A group of summed points: its dimensions, value and samples.
+type Group = (Map<String, Value>, f64, i64);
 
 fn point(
     bucket: chrono::DateTime<chrono::Utc>,
