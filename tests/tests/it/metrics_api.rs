@@ -732,19 +732,44 @@ async fn the_101st_summary_request_in_a_minute_is_rate_limited_for_that_key_only
         .create_key(Some(project), &[flowmeter_shared::auth::Role::Viewer])
         .await;
     let path = format!("/v1/metrics/summary?project_id={project}");
-    for n in 1..=100 {
-        let response = app.get(&path, Some(&first)).await;
-        assert_eq!(response.status(), 200, "request {n}");
-        let headers = response.headers();
-        assert_eq!(headers.get("x-ratelimit-limit").unwrap(), "100");
-        assert_eq!(
-            headers
+    // A burst of 101 requests at once: the budget is a bucket of 100 that refills
+    // continuously at 100 per minute (one every 0.6 s), so a burst gets 100 through.
+    let started = std::time::Instant::now();
+    let responses =
+        futures_util::future::join_all((0..101).map(|_| app.get(&path, Some(&first)))).await;
+    let refills = (started.elapsed().as_millis() / 600) as usize;
+    let ok: Vec<_> = responses.iter().filter(|r| r.status() == 200).collect();
+    let denied = responses.iter().filter(|r| r.status() == 429).count();
+    assert!(
+        ok.len() >= 100 && ok.len() <= 100 + refills,
+        "{} allowed after {refills} refills",
+        ok.len()
+    );
+    assert_eq!(ok.len() + denied, 101);
+    let mut remaining: Vec<u64> = ok
+        .iter()
+        .map(|r| {
+            r.headers()
                 .get("x-ratelimit-remaining")
                 .unwrap()
                 .to_str()
-                .unwrap(),
-            (100 - n).to_string()
+                .unwrap()
+                .parse()
+                .unwrap()
+        })
+        .collect();
+    remaining.sort_unstable();
+    if refills == 0 {
+        assert_eq!(denied, 1);
+        assert_eq!(
+            remaining,
+            (0..100).collect::<Vec<u64>>(),
+            "each allowed request used one unit"
         );
+    }
+    for response in &ok {
+        let headers = response.headers();
+        assert_eq!(headers.get("x-ratelimit-limit").unwrap(), "100");
         assert_eq!(headers.get("x-ratelimit-policy").unwrap(), "100;w=60");
         assert!(
             headers
@@ -757,7 +782,16 @@ async fn the_101st_summary_request_in_a_minute_is_rate_limited_for_that_key_only
                 > 1_700_000_000
         );
     }
-    let limited = app.get(&path, Some(&first)).await;
+    // Past the budget, the next requests are limited (after whatever refilled meanwhile).
+    let mut tries = 0;
+    let limited = loop {
+        let response = app.get(&path, Some(&first)).await;
+        if response.status() == 429 {
+            break response;
+        }
+        tries += 1;
+        assert!(tries <= refills + 5, "no 429 after {tries} more requests");
+    };
     assert!(
         limited
             .headers()
