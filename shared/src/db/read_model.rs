@@ -251,3 +251,121 @@ pub async fn drilldown(
     };
     Ok((items, aggregation))
 }
+
+/// One group of a breakdown: its dimension value (None when tasks have none), task count
+/// and median value.
+#[derive(Debug, Clone)]
+pub struct BreakdownGroup {
+    /// The dimension's value.
+    pub value: Option<String>,
+    /// Rows (tasks) in the group.
+    pub count: i64,
+    /// Median of the rows' values.
+    pub p50: Option<f64>,
+}
+
+/// The drill-down column of a breakdown dimension.
+pub fn dimension_column(dimension: &str) -> Option<&'static str> {
+    Some(match dimension {
+        "phase" => "phase_id",
+        "milestone" => "milestone_id",
+        "assignee" => "assignee",
+        "task_class" => "task_class",
+        "state" => "state",
+        _ => return None,
+    })
+}
+
+/// Groups the drill-down rows of `metric` with `ts` in `[from, to)` by `dimension`; also
+/// returns the overall count and median.
+#[allow(clippy::too_many_arguments)]
+pub async fn breakdown_groups(
+    client: &impl GenericClient,
+    project_id: Uuid,
+    metric: &str,
+    dimension: &str,
+    filter: &RowFilter,
+    from: DateTime<Utc>,
+    to: DateTime<Utc>,
+) -> anyhow::Result<(Vec<BreakdownGroup>, i64, Option<f64>)> {
+    let column = dimension_column(dimension)
+        .ok_or_else(|| anyhow::anyhow!("unknown dimension {dimension}"))?;
+    // The column comes from a closed list; every value is a parameter.
+    let groups_sql = format!(
+        "SELECT {column}, count(*), percentile_cont(0.5) WITHIN GROUP (ORDER BY value)
+           FROM metrics_drilldown WHERE {ROW_CONDITIONS} AND ts >= $8 AND ts < $9
+          GROUP BY {column} ORDER BY {column}"
+    );
+    let total_sql = format!(
+        "SELECT count(*), percentile_cont(0.5) WITHIN GROUP (ORDER BY value)
+           FROM metrics_drilldown WHERE {ROW_CONDITIONS} AND ts >= $8 AND ts < $9"
+    );
+    let params: [&(dyn tokio_postgres::types::ToSql + Sync); 9] = [
+        &project_id,
+        &metric,
+        &filter.phase,
+        &filter.milestone,
+        &filter.assignee,
+        &filter.state,
+        &filter.task_class,
+        &from,
+        &to,
+    ];
+    let groups_stmt = client.prepare_cached(&groups_sql).await?;
+    let total_stmt = client.prepare_cached(&total_sql).await?;
+    let groups = client
+        .query(&groups_stmt, &params)
+        .await?
+        .iter()
+        .map(|r| BreakdownGroup {
+            value: r.get(0),
+            count: r.get(1),
+            p50: r.get(2),
+        })
+        .collect();
+    let total = client.query_one(&total_stmt, &params).await?;
+    Ok((groups, total.get(0), total.get(1)))
+}
+
+/// Daily breakdown points of one metric and dimension for days in `[from, to)`:
+/// (dimension value, day, value, samples).
+pub async fn breakdown_points(
+    client: &impl GenericClient,
+    project_id: Uuid,
+    metric: &str,
+    dimension: &str,
+    from: chrono::NaiveDate,
+    to: chrono::NaiveDate,
+) -> anyhow::Result<Vec<(String, chrono::NaiveDate, f64, i64)>> {
+    let stmt = client
+        .prepare_cached(
+            "SELECT dimension_value, day, value_numeric, sample_size FROM metrics_breakdown_point
+              WHERE project_id = $1 AND metric_key = $2 AND dimension = $3 AND day >= $4 AND day < $5",
+        )
+        .await?;
+    Ok(client
+        .query(&stmt, &[&project_id, &metric, &dimension, &from, &to])
+        .await?
+        .iter()
+        .map(|r| (r.get(0), r.get(1), r.get(2), r.get(3)))
+        .collect())
+}
+
+/// Names of milestones or phases by id, for labels.
+pub async fn labels(
+    client: &impl GenericClient,
+    project_id: Uuid,
+    dimension: &str,
+) -> anyhow::Result<std::collections::HashMap<String, String>> {
+    let sql = match dimension {
+        "milestone" => "SELECT milestone_id, name FROM metrics_milestone WHERE project_id = $1 AND name IS NOT NULL",
+        "phase" => "SELECT phase_id, name FROM metrics_phase WHERE project_id = $1 AND name IS NOT NULL",
+        _ => return Ok(Default::default()),
+    };
+    Ok(client
+        .query(sql, &[&project_id])
+        .await?
+        .iter()
+        .map(|r| (r.get(0), r.get(1)))
+        .collect())
+}

@@ -3,6 +3,7 @@
 //! always has a new tag; `If-None-Match` answers 304) and `Cache-Control`.
 
 pub mod actions;
+pub mod breakdown;
 pub mod drilldown;
 pub mod milestones;
 pub mod params;
@@ -29,7 +30,8 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .service(resource("/metrics/health").route(web::get().to(milestones::get_milestone_health)))
         .service(resource("/metrics/actions").route(web::get().to(actions::get_actions)))
         .service(resource("/metrics/trends").route(web::get().to(trends::get_trends)))
-        .service(resource("/metrics/drilldown").route(web::get().to(drilldown::get_drilldown)));
+        .service(resource("/metrics/drilldown").route(web::get().to(drilldown::get_drilldown)))
+        .service(resource("/metrics/breakdown").route(web::get().to(breakdown::get_breakdown)));
 }
 
 /// Answers 503 when a feature is switched off.
