@@ -19,19 +19,27 @@ pub struct Snapshot {
     pub health: Value,
 }
 
+/// The snapshot query (public so a test can check its plan uses an index).
+pub const SNAPSHOT_SQL: &str = "SELECT captured_at, as_of_seq, payload, health FROM metrics_summary
+  WHERE project_id = $1 AND ($2::timestamptz IS NULL OR captured_at <= $2)
+  ORDER BY captured_at DESC LIMIT 1";
+
+/// The trend query (public so a test can check its plan uses an index).
+pub const TREND_POINTS_SQL: &str =
+    "SELECT time_bucket, dimensions, value_numeric, sample_size, value_json
+   FROM metrics_trend_point
+  WHERE project_id = $1 AND metric_key = $2 AND time_grain = $3
+    AND time_bucket >= $4 AND time_bucket < $5
+    AND (dimensions = '{}'::jsonb) <> $6
+  ORDER BY time_bucket";
+
 /// The latest snapshot of a project, or the latest at or before `at`.
 pub async fn snapshot(
     client: &impl GenericClient,
     project_id: Uuid,
     at: Option<DateTime<Utc>>,
 ) -> anyhow::Result<Option<Snapshot>> {
-    let stmt = client
-        .prepare_cached(
-            "SELECT captured_at, as_of_seq, payload, health FROM metrics_summary
-              WHERE project_id = $1 AND ($2::timestamptz IS NULL OR captured_at <= $2)
-              ORDER BY captured_at DESC LIMIT 1",
-        )
-        .await?;
+    let stmt = client.prepare_cached(SNAPSHOT_SQL).await?;
     Ok(client
         .query_opt(&stmt, &[&project_id, &at])
         .await?
@@ -69,16 +77,7 @@ pub async fn trend_points(
     to: DateTime<Utc>,
     dimensioned: bool,
 ) -> anyhow::Result<Vec<TrendRow>> {
-    let stmt = client
-        .prepare_cached(
-            "SELECT time_bucket, dimensions, value_numeric, sample_size, value_json
-               FROM metrics_trend_point
-              WHERE project_id = $1 AND metric_key = $2 AND time_grain = $3
-                AND time_bucket >= $4 AND time_bucket < $5
-                AND (dimensions = '{}'::jsonb) <> $6
-              ORDER BY time_bucket",
-        )
-        .await?;
+    let stmt = client.prepare_cached(TREND_POINTS_SQL).await?;
     let rows = client
         .query(
             &stmt,
@@ -169,7 +168,8 @@ pub struct Aggregation {
     pub p95: Option<f64>,
 }
 
-const ROW_CONDITIONS: &str = "project_id = $1 AND metric_key = $2
+/// Conditions shared by the drill-down and breakdown queries.
+pub const ROW_CONDITIONS: &str = "project_id = $1 AND metric_key = $2
     AND ($3::text[] IS NULL OR phase_id = ANY($3))
     AND ($4::text[] IS NULL OR milestone_id = ANY($4))
     AND ($5::text[] IS NULL OR assignee = ANY($5))

@@ -11,5 +11,6 @@ mod http_common;
 mod ingest;
 mod metrics_api;
 mod migrations;
+mod query_plans;
 mod scenario;
 mod sequence;

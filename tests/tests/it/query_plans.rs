@@ -1,0 +1,104 @@
+//! The hot read queries are served by indexes, so their cost does not grow with the event
+//! log or the read model: with sequential scans disabled, PostgreSQL can only avoid one when
+//! a usable index exists.
+
+use flowmeter_shared::db::read_model::{ROW_CONDITIONS, SNAPSHOT_SQL, TREND_POINTS_SQL};
+use flowmeter_tests::events::EventBuilder;
+use flowmeter_tests::worker::worker_json;
+use flowmeter_tests::TestApp;
+use tokio_postgres::types::ToSql;
+
+use crate::fold::varied_stream;
+
+async fn plan(
+    client: &tokio_postgres::Client,
+    sql: &str,
+    params: &[&(dyn ToSql + Sync)],
+) -> String {
+    let rows = client
+        .query(&format!("EXPLAIN {sql}"), params)
+        .await
+        .unwrap();
+    rows.iter()
+        .map(|r| r.get::<_, String>(0))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+#[tokio::test]
+async fn hot_read_queries_use_indexes() {
+    let app = TestApp::spawn().await;
+    let mut b = EventBuilder::new();
+    app.ingest(&varied_stream(&mut b, 40)).await;
+    worker_json(
+        &app.db.url,
+        &["backfill", "--project", &b.project_id.to_string()],
+        &[],
+    );
+    let client = app.db.client().await;
+    client
+        .batch_execute("ANALYZE; SET enable_seqscan = off")
+        .await
+        .unwrap();
+    let project = b.project_id;
+    let at: Option<chrono::DateTime<chrono::Utc>> = None;
+    let from = flowmeter_tests::events::t("2026-02-01T00:00:00Z");
+    let to = flowmeter_tests::events::t("2026-03-01T00:00:00Z");
+    let drilldown = format!("SELECT task_id FROM metrics_drilldown WHERE {ROW_CONDITIONS} ORDER BY value DESC, task_id DESC LIMIT 50");
+    let none: Option<Vec<String>> = None;
+    let plans = [
+        (
+            "snapshot",
+            plan(&client, SNAPSHOT_SQL, &[&project, &at]).await,
+        ),
+        (
+            "trend points",
+            plan(
+                &client,
+                TREND_POINTS_SQL,
+                &[&project, &"throughput", &"day", &from, &to, &false],
+            )
+            .await,
+        ),
+        (
+            "drilldown page",
+            plan(
+                &client,
+                &drilldown,
+                &[&project, &"cycle_time", &none, &none, &none, &none, &none],
+            )
+            .await,
+        ),
+        (
+            "project",
+            plan(
+                &client,
+                "SELECT name FROM project WHERE id = $1",
+                &[&project],
+            )
+            .await,
+        ),
+        (
+            "log head",
+            plan(
+                &client,
+                "SELECT last_seq FROM event_stream_head WHERE project_id = $1",
+                &[&project],
+            )
+            .await,
+        ),
+        (
+            "api key",
+            plan(
+                &client,
+                "SELECT id FROM api_key WHERE key_hash = $1",
+                &[&"x"],
+            )
+            .await,
+        ),
+    ];
+    for (name, plan) in plans {
+        assert!(!plan.contains("Seq Scan"), "{name} scans a table:\n{plan}");
+        assert!(plan.contains("Index"), "{name} uses no index:\n{plan}");
+    }
+}
