@@ -369,3 +369,51 @@ pub async fn labels(
         .map(|r| (r.get(0), r.get(1)))
         .collect())
 }
+
+/// A snapshot with its payload kept as JSON text (served without re-parsing), the log head,
+/// and whether the project exists — one round trip.
+#[derive(Debug, Clone)]
+pub struct RawSnapshot {
+    /// Snapshot time.
+    pub captured_at: DateTime<Utc>,
+    /// Last folded seq.
+    pub as_of_seq: i64,
+    /// The summary's `metrics` object as JSON text.
+    pub payload: String,
+}
+
+/// What one summary read finds: `None` when the project does not exist.
+pub type SummaryLookup = Option<(Option<RawSnapshot>, i64)>;
+
+/// Project existence, the latest snapshot (at or before `at`) as raw JSON and the log head.
+pub const SUMMARY_LOOKUP_SQL: &str =
+    "SELECT p.id IS NOT NULL, s.captured_at, s.as_of_seq, s.payload::text,
+        COALESCE(h.last_seq, 0)
+   FROM (SELECT $1::uuid AS id) q
+   LEFT JOIN project p ON p.id = q.id
+   LEFT JOIN event_stream_head h ON h.project_id = q.id
+   LEFT JOIN LATERAL (
+        SELECT captured_at, as_of_seq, payload FROM metrics_summary
+         WHERE project_id = q.id AND ($2::timestamptz IS NULL OR captured_at <= $2)
+         ORDER BY captured_at DESC LIMIT 1) s ON true";
+
+/// Runs [`SUMMARY_LOOKUP_SQL`].
+pub async fn summary_lookup(
+    client: &impl GenericClient,
+    project_id: Uuid,
+    at: Option<DateTime<Utc>>,
+) -> anyhow::Result<SummaryLookup> {
+    let stmt = client.prepare_cached(SUMMARY_LOOKUP_SQL).await?;
+    let row = client.query_one(&stmt, &[&project_id, &at]).await?;
+    if !row.get::<_, bool>(0) {
+        return Ok(None);
+    }
+    let snapshot = row
+        .get::<_, Option<DateTime<Utc>>>(1)
+        .map(|captured_at| RawSnapshot {
+            captured_at,
+            as_of_seq: row.get(2),
+            payload: row.get(3),
+        });
+    Ok(Some((snapshot, row.get(4))))
+}

@@ -123,20 +123,23 @@ pub fn freshness(snapshot: &read_model::Snapshot, head: i64) -> Value {
     })
 }
 
-/// A response with its validators: 304 when the client already has this version.
-pub fn cached_json(
-    req: &HttpRequest,
-    state: &AppState,
-    identity: &str,
-    body: Value,
-) -> HttpResponse {
-    let etag = format!(
+/// The strong ETag of a response identity.
+pub fn etag(identity: &str) -> String {
+    format!(
         "\"{}\"",
         flowmeter_shared::auth::hash_key(identity)
             .get(..32)
             .unwrap_or_default()
-    );
-    let cache_control = format!("private, max-age={}", state.settings.cache_max_age_seconds);
+    )
+}
+
+/// A response builder carrying the validators, and whether it is a 304 (the client's
+/// `If-None-Match` already names this version) rather than a 200.
+pub fn validated_response(
+    req: &HttpRequest,
+    state: &AppState,
+    etag: &str,
+) -> (actix_web::HttpResponseBuilder, bool) {
     let matches = req
         .headers()
         .get(header::IF_NONE_MATCH)
@@ -151,9 +154,23 @@ pub fn cached_json(
         HttpResponse::Ok()
     };
     response
-        .insert_header((header::ETAG, etag))
-        .insert_header((header::CACHE_CONTROL, cache_control));
-    if matches {
+        .insert_header((header::ETAG, etag.to_owned()))
+        .insert_header((
+            header::CACHE_CONTROL,
+            format!("private, max-age={}", state.settings.cache_max_age_seconds),
+        ));
+    (response, matches)
+}
+
+/// A JSON response with its validators: 304 when the client already has this version.
+pub fn cached_json(
+    req: &HttpRequest,
+    state: &AppState,
+    identity: &str,
+    body: Value,
+) -> HttpResponse {
+    let (mut response, not_modified) = validated_response(req, state, &etag(identity));
+    if not_modified {
         response.finish()
     } else {
         response.json(body)

@@ -1,10 +1,14 @@
 //! `GET /v1/metrics/summary`: the latest snapshot (or the latest at or before `timestamp`).
+//! The hottest endpoint: one query finds the project, the snapshot and the log head, and the
+//! stored payload is written into the response as it is, without parsing it again.
 
+use actix_web::http::header;
 use actix_web::{web, HttpRequest, HttpResponse};
 use chrono::SecondsFormat;
-use serde_json::json;
+use flowmeter_shared::auth::Role;
+use flowmeter_shared::db::read_model;
 
-use super::{cached_json, freshness, load_snapshot, metrics_request, snapshot_identity};
+use super::params::Params;
 use crate::auth::Principal;
 use crate::error::ApiError;
 use crate::startup::AppState;
@@ -15,16 +19,48 @@ pub async fn get_summary(
     principal: Principal,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
-    let request = metrics_request(&req, &principal, &state, &["project_id", "timestamp"]).await?;
-    let at = request.params.instant("timestamp", false)?;
-    let (snapshot, head) = load_snapshot(&state, request.project_id, at).await?;
-    let body = json!({
-        "version": flowmeter_shared::API_VERSION,
-        "project_id": request.project_id,
-        "timestamp": snapshot.captured_at.to_rfc3339_opts(SecondsFormat::Micros, true),
-        "metrics": snapshot.payload,
-        "freshness": freshness(&snapshot, head),
-    });
-    let identity = snapshot_identity("summary", &req, &snapshot, head);
-    Ok(cached_json(&req, &state, &identity, body))
+    let params = Params::parse(req.query_string(), &["project_id", "timestamp"])?;
+    let project_id = params.uuid("project_id")?;
+    principal.require(Role::Viewer, project_id)?;
+    let at = params.instant("timestamp", false)?;
+    let client = state.pool.get().await?;
+    let (snapshot, head) = read_model::summary_lookup(&client, project_id, at)
+        .await?
+        .ok_or_else(|| ApiError::NotFound(format!("no project {project_id}")))?;
+    let snapshot = snapshot.ok_or_else(|| match at {
+        Some(at) => ApiError::NotFound(format!(
+            "project {project_id} has no snapshot at or before {}",
+            at.to_rfc3339_opts(SecondsFormat::Secs, true)
+        )),
+        None => ApiError::NotFound(format!(
+            "project {project_id} has not been folded yet; its first snapshot appears once the worker has run"
+        )),
+    })?;
+    let identity = format!(
+        "summary?{}|{}|{}|{head}",
+        req.query_string(),
+        snapshot.captured_at.timestamp_micros(),
+        snapshot.as_of_seq
+    );
+    let etag = super::etag(&identity);
+    let captured_at = snapshot
+        .captured_at
+        .to_rfc3339_opts(SecondsFormat::Micros, true);
+    let (mut response, not_modified) = super::validated_response(&req, &state, &etag);
+    if not_modified {
+        return Ok(response.finish());
+    }
+    // Every piece is either a fixed key, a formatted number or timestamp, a UUID, or the
+    // stored JSON payload, so the concatenation is valid JSON.
+    let body = format!(
+        "{{\"version\":\"{}\",\"project_id\":\"{project_id}\",\"timestamp\":\"{captured_at}\",\"metrics\":{},\
+         \"freshness\":{{\"as_of_seq\":{},\"log_head_seq\":{head},\"lag_events\":{},\"captured_at\":\"{captured_at}\"}}}}",
+        flowmeter_shared::API_VERSION,
+        snapshot.payload,
+        snapshot.as_of_seq,
+        (head - snapshot.as_of_seq).max(0),
+    );
+    Ok(response
+        .insert_header((header::CONTENT_TYPE, "application/json"))
+        .body(body))
 }
