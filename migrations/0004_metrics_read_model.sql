@@ -31,6 +31,12 @@ CREATE TABLE metrics_trend_point (
     PRIMARY KEY (project_id, metric_key, time_grain, time_bucket, dimensions)
 );
 
+-- Project totals are read far more often than dimensioned points, of which there can be
+-- hundreds per bucket.
+CREATE INDEX metrics_trend_point_totals
+    ON metrics_trend_point (project_id, metric_key, time_grain, time_bucket)
+    WHERE dimensions = '{}'::jsonb;
+
 -- Daily aggregates per single dimension (phase, milestone, assignee, task_class, state),
 -- used for each breakdown group's trend.
 CREATE TABLE metrics_breakdown_point (

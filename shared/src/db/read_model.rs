@@ -24,13 +24,20 @@ pub const SNAPSHOT_SQL: &str = "SELECT captured_at, as_of_seq, payload, health F
   WHERE project_id = $1 AND ($2::timestamptz IS NULL OR captured_at <= $2)
   ORDER BY captured_at DESC LIMIT 1";
 
-/// The trend query (public so a test can check its plan uses an index).
-pub const TREND_POINTS_SQL: &str =
+/// The trend query for project totals (public so a test can check its plan uses an index).
+pub const TREND_TOTALS_SQL: &str =
     "SELECT time_bucket, dimensions, value_numeric, sample_size, value_json
    FROM metrics_trend_point
   WHERE project_id = $1 AND metric_key = $2 AND time_grain = $3
-    AND time_bucket >= $4 AND time_bucket < $5
-    AND (dimensions = '{}'::jsonb) <> $6
+    AND time_bucket >= $4 AND time_bucket < $5 AND dimensions = '{}'::jsonb
+  ORDER BY time_bucket";
+
+/// The trend query for dimensioned points.
+pub const TREND_DIMENSIONED_SQL: &str =
+    "SELECT time_bucket, dimensions, value_numeric, sample_size, value_json
+   FROM metrics_trend_point
+  WHERE project_id = $1 AND metric_key = $2 AND time_grain = $3
+    AND time_bucket >= $4 AND time_bucket < $5 AND dimensions <> '{}'::jsonb
   ORDER BY time_bucket";
 
 /// The latest snapshot of a project, or the latest at or before `at`.
@@ -77,12 +84,14 @@ pub async fn trend_points(
     to: DateTime<Utc>,
     dimensioned: bool,
 ) -> anyhow::Result<Vec<TrendRow>> {
-    let stmt = client.prepare_cached(TREND_POINTS_SQL).await?;
+    let sql = if dimensioned {
+        TREND_DIMENSIONED_SQL
+    } else {
+        TREND_TOTALS_SQL
+    };
+    let stmt = client.prepare_cached(sql).await?;
     let rows = client
-        .query(
-            &stmt,
-            &[&project_id, &metric, &grain, &from, &to, &dimensioned],
-        )
+        .query(&stmt, &[&project_id, &metric, &grain, &from, &to])
         .await?;
     Ok(rows
         .iter()

@@ -2,7 +2,9 @@
 //! log or the read model: with sequential scans disabled, PostgreSQL can only avoid one when
 //! a usable index exists.
 
-use flowmeter_shared::db::read_model::{ROW_CONDITIONS, SNAPSHOT_SQL, TREND_POINTS_SQL};
+use flowmeter_shared::db::read_model::{
+    ROW_CONDITIONS, SNAPSHOT_SQL, SUMMARY_LOOKUP_SQL, TREND_DIMENSIONED_SQL, TREND_TOTALS_SQL,
+};
 use flowmeter_tests::events::EventBuilder;
 use flowmeter_tests::worker::worker_json;
 use flowmeter_tests::TestApp;
@@ -52,13 +54,26 @@ async fn hot_read_queries_use_indexes() {
             plan(&client, SNAPSHOT_SQL, &[&project, &at]).await,
         ),
         (
-            "trend points",
+            "trend totals",
             plan(
                 &client,
-                TREND_POINTS_SQL,
-                &[&project, &"throughput", &"day", &from, &to, &false],
+                TREND_TOTALS_SQL,
+                &[&project, &"throughput", &"day", &from, &to],
             )
             .await,
+        ),
+        (
+            "trend dimensions",
+            plan(
+                &client,
+                TREND_DIMENSIONED_SQL,
+                &[&project, &"throughput", &"day", &from, &to],
+            )
+            .await,
+        ),
+        (
+            "summary lookup",
+            plan(&client, SUMMARY_LOOKUP_SQL, &[&project, &at]).await,
         ),
         (
             "drilldown page",
