@@ -524,17 +524,6 @@ pub async fn stored_dpi(
         .map(|row| row.get::<_, Option<f64>>(0)))
 }
 
-/// Every metric that has drill-down rows.
-const DRILLDOWN_METRICS: [&str; 7] = [
-    keys::CYCLE_TIME,
-    keys::LEAD_TIME,
-    keys::WIP,
-    keys::BLOCKED,
-    keys::BACKLOG,
-    keys::THROUGHPUT,
-    keys::ARRIVALS,
-];
-
 /// Deletes history older than the retention window (SPEC §3.5): trend and breakdown points,
 /// drill-down rows of tasks terminal for longer, and thins summaries to one a day after 30 days.
 pub async fn apply_retention(
@@ -570,7 +559,11 @@ pub async fn apply_retention(
             .execute(
                 "DELETE FROM metrics_drilldown
                   WHERE project_id = $1 AND metric_key = ANY($2) AND task_id = ANY($3)",
-                &[&project, &DRILLDOWN_METRICS.to_vec(), &expired],
+                &[
+                    &project,
+                    &flowmeter_shared::read_model::DRILLDOWN_METRICS.to_vec(),
+                    &expired,
+                ],
             )
             .await?;
     }

@@ -120,6 +120,19 @@ pub struct RowFilter {
     pub task_class: Option<Vec<String>>,
 }
 
+impl RowFilter {
+    /// The filter for a parsed `filters` object (`{dimension: [values]}`).
+    pub fn from_map(filters: &std::collections::BTreeMap<String, Vec<String>>) -> Self {
+        Self {
+            phase: filters.get("phase").cloned(),
+            milestone: filters.get("milestone").cloned(),
+            assignee: filters.get("assignee").cloned(),
+            state: filters.get("state").cloned(),
+            task_class: filters.get("task_class").cloned(),
+        }
+    }
+}
+
 /// How drill-down items are ordered.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SortBy {

@@ -49,6 +49,17 @@ pub const TREND_METRICS: [&str; 9] = [
     keys::IRS,
 ];
 
+/// Metrics that have drill-down rows.
+pub const DRILLDOWN_METRICS: [&str; 7] = [
+    keys::CYCLE_TIME,
+    keys::LEAD_TIME,
+    keys::WIP,
+    keys::BLOCKED,
+    keys::BACKLOG,
+    keys::THROUGHPUT,
+    keys::ARRIVALS,
+];
+
 /// Trend metrics that add up across dimensions (the only ones with dimensioned points).
 pub const ADDITIVE_METRICS: [&str; 4] =
     [keys::THROUGHPUT, keys::ARRIVALS, keys::WIP, keys::BLOCKED];

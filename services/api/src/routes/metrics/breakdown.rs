@@ -87,13 +87,7 @@ pub async fn get_breakdown(
         .filter(|d| *d != dimension)
         .collect();
     let filters = p.filters("filters", &others)?;
-    let filter = RowFilter {
-        phase: filters.get("phase").cloned(),
-        milestone: filters.get("milestone").cloned(),
-        assignee: filters.get("assignee").cloned(),
-        state: filters.get("state").cloned(),
-        task_class: filters.get("task_class").cloned(),
-    };
+    let filter = RowFilter::from_map(&filters);
     let (snapshot, head) = load_snapshot(&state, request.project_id, None).await?;
     let now = snapshot.captured_at;
     let length = range_length(range);

@@ -5,7 +5,7 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use chrono::SecondsFormat;
 use flowmeter_shared::db::events;
 use flowmeter_shared::db::read_model::{self, RowFilter, SortBy};
-use flowmeter_shared::read_model::keys;
+use flowmeter_shared::read_model::DRILLDOWN_METRICS;
 use serde_json::{json, Value};
 
 use super::{cached_json, metrics_request, one_of, require_feature};
@@ -13,17 +13,6 @@ use crate::auth::Principal;
 use crate::error::ApiError;
 use crate::settings::Feature;
 use crate::startup::AppState;
-
-/// Metrics with drill-down rows.
-pub const DRILLDOWN_METRICS: [&str; 7] = [
-    keys::CYCLE_TIME,
-    keys::LEAD_TIME,
-    keys::WIP,
-    keys::BLOCKED,
-    keys::BACKLOG,
-    keys::THROUGHPUT,
-    keys::ARRIVALS,
-];
 
 /// Filter keys of the drill-down.
 pub const FILTER_KEYS: [&str; 5] = ["phase", "milestone", "assignee", "state", "task_class"];
@@ -66,13 +55,7 @@ pub async fn get_drilldown(
     let limit = p.integer("limit", 50, 1, 500)?;
     let offset = p.integer("offset", 0, 0, 10_000_000)?;
     let filters = p.filters("filters", &FILTER_KEYS)?;
-    let filter = RowFilter {
-        phase: filters.get("phase").cloned(),
-        milestone: filters.get("milestone").cloned(),
-        assignee: filters.get("assignee").cloned(),
-        state: filters.get("state").cloned(),
-        task_class: filters.get("task_class").cloned(),
-    };
+    let filter = RowFilter::from_map(&filters);
 
     let client = state.pool.get().await?;
     let (items, aggregation) = read_model::drilldown(
@@ -104,12 +87,7 @@ pub async fn get_drilldown(
             })
         })
         .collect();
-    let (as_of_seq, captured_at) = snapshot.as_ref().map_or((0, None), |s| {
-        (
-            s.as_of_seq,
-            Some(s.captured_at.to_rfc3339_opts(SecondsFormat::Micros, true)),
-        )
-    });
+    let (freshness, fresh_identity) = super::optional_freshness(snapshot.as_ref(), head);
     let body = json!({
         "version": flowmeter_shared::API_VERSION,
         "project_id": request.project_id,
@@ -124,14 +102,8 @@ pub async fn get_drilldown(
             "sum": aggregation.sum, "avg": aggregation.avg, "min": aggregation.min, "max": aggregation.max,
             "p50": aggregation.p50, "p90": aggregation.p90, "p95": aggregation.p95,
         },
-        "freshness": {
-            "as_of_seq": as_of_seq, "log_head_seq": head, "lag_events": (head - as_of_seq).max(0),
-            "captured_at": captured_at,
-        },
+        "freshness": freshness,
     });
-    let identity = format!(
-        "drilldown?{}|{as_of_seq}|{head}|{captured_at:?}",
-        req.query_string()
-    );
+    let identity = format!("drilldown?{}|{fresh_identity}", req.query_string());
     Ok(cached_json(&req, &state, &identity, body))
 }

@@ -123,6 +123,24 @@ pub fn freshness(snapshot: &read_model::Snapshot, head: i64) -> Value {
     })
 }
 
+/// Freshness for responses that do not need a snapshot to exist (trends, drill-downs): the
+/// freshness object and the part of the ETag identity that changes with it.
+pub fn optional_freshness(snapshot: Option<&read_model::Snapshot>, head: i64) -> (Value, String) {
+    let as_of_seq = snapshot.map_or(0, |s| s.as_of_seq);
+    let captured_at = snapshot.map(|s| s.captured_at.to_rfc3339_opts(SecondsFormat::Micros, true));
+    let identity = format!(
+        "{as_of_seq}|{head}|{}",
+        captured_at.as_deref().unwrap_or("-")
+    );
+    let freshness = json!({
+        "as_of_seq": as_of_seq,
+        "log_head_seq": head,
+        "lag_events": (head - as_of_seq).max(0),
+        "captured_at": captured_at,
+    });
+    (freshness, identity)
+}
+
 /// The strong ETag of a response identity.
 pub fn etag(identity: &str) -> String {
     format!(

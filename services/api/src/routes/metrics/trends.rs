@@ -156,12 +156,7 @@ pub async fn get_trends(
             .collect()
     };
 
-    let (as_of_seq, captured_at) = snapshot.as_ref().map_or((0, None), |s| {
-        (
-            s.as_of_seq,
-            Some(s.captured_at.to_rfc3339_opts(SecondsFormat::Micros, true)),
-        )
-    });
+    let (freshness, fresh_identity) = super::optional_freshness(snapshot.as_ref(), head);
     let body = json!({
         "version": flowmeter_shared::API_VERSION,
         "project_id": request.project_id,
@@ -170,17 +165,9 @@ pub async fn get_trends(
         "start_date": start.to_rfc3339_opts(SecondsFormat::Secs, true),
         "end_date": end.to_rfc3339_opts(SecondsFormat::Secs, true),
         "data": data,
-        "freshness": {
-            "as_of_seq": as_of_seq,
-            "log_head_seq": head,
-            "lag_events": (head - as_of_seq).max(0),
-            "captured_at": captured_at,
-        },
+        "freshness": freshness,
     });
-    let identity = format!(
-        "trends?{}|{as_of_seq}|{head}|{captured_at:?}",
-        req.query_string()
-    );
+    let identity = format!("trends?{}|{fresh_identity}", req.query_string());
     Ok(cached_json(&req, &state, &identity, body))
 }
 
