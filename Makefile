@@ -1,7 +1,7 @@
 # Flowmeter's single entry point. `make run` starts everything locally; `make test` runs
 # every test against a throwaway PostgreSQL.
 
-.PHONY: run test lint fmt db-up db-down build bench-fold
+.PHONY: run test lint fmt db-up db-down build bench-fold bench-api
 
 run:
 	scripts/run
@@ -27,3 +27,6 @@ db-down:
 
 bench-fold:
 	scripts/bench fold
+
+bench-api:
+	scripts/bench api --projects 3 --tasks 3000 --days 90
