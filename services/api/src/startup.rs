@@ -82,21 +82,12 @@ fn extractor_error(err: impl std::fmt::Display, field: &str) -> actix_web::Error
     ApiError::bad_field(field, format!("invalid {field}: {err}")).into()
 }
 
-/// Applies migrations with a dedicated connection (so the pool keeps its statement timeout
-/// for requests) and returns what was applied.
+/// Applies migrations (see `flowmeter_shared::db::migrations::apply`).
 pub async fn migrate(
     settings: &flowmeter_shared::config::DatabaseSettings,
     migrations_dir: Option<&std::path::Path>,
 ) -> anyhow::Result<migrations::MigrationReport> {
-    let files = migrations::load(migrations_dir)?;
-    let (mut client, connection) = tokio_postgres::connect(&settings.url, tokio_postgres::NoTls)
-        .await
-        .context("connecting to the database to migrate")?;
-    let connection = tokio::spawn(connection);
-    let report = migrations::run(&mut client, &files).await?;
-    drop(client);
-    let _ = connection.await;
-    Ok(report)
+    migrations::apply(&settings.url, migrations_dir).await
 }
 
 /// A built, bound, not yet running API server.

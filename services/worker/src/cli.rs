@@ -528,16 +528,9 @@ async fn import(
     Ok(json!({ "events": total, "accepted": accepted, "duplicates": duplicates }))
 }
 
-/// Applies migrations over a dedicated connection.
+/// Applies migrations (see `flowmeter_shared::db::migrations::apply`).
 pub async fn migrate(settings: &WorkerSettings) -> anyhow::Result<migrations::MigrationReport> {
-    let files = migrations::load(settings.migrations_dir.as_deref())?;
-    let (mut client, connection) =
-        tokio_postgres::connect(&settings.database.url, tokio_postgres::NoTls).await?;
-    let connection = tokio::spawn(connection);
-    let report = migrations::run(&mut client, &files).await?;
-    drop(client);
-    let _ = connection.await;
-    Ok(report)
+    migrations::apply(&settings.database.url, settings.migrations_dir.as_deref()).await
 }
 
 /// Reads settings from the process environment.

@@ -195,6 +195,21 @@ pub async fn run(
     Ok(report)
 }
 
+/// Loads the migrations (embedded, or from `dir`) and applies them over a dedicated
+/// connection, so a pool keeps its statement timeout for ordinary work. Both binaries call
+/// this at start-up and from their `migrate` command.
+pub async fn apply(url: &str, dir: Option<&Path>) -> anyhow::Result<MigrationReport> {
+    let files = load(dir)?;
+    let (mut client, connection) = tokio_postgres::connect(url, tokio_postgres::NoTls)
+        .await
+        .map_err(|e| anyhow::anyhow!("connecting to the database to migrate: {e}"))?;
+    let connection = tokio::spawn(connection);
+    let report = run(&mut client, &files).await?;
+    drop(client);
+    let _ = connection.await;
+    Ok(report)
+}
+
 /// Whether every known migration is recorded with the right checksum (for health checks).
 pub async fn pending(
     client: &impl deadpool_postgres::GenericClient,

@@ -5,23 +5,15 @@ use super::*;
 #[tokio::test]
 async fn breakdown_splits_a_metric_by_a_dimension_with_shares_totals_and_trends() {
     let (app, project) = folded_scenario(TestAppOptions::default()).await;
-    let get = |query: String| {
-        let app = &app;
-        async move {
-            let response = app
-                .get(
-                    &format!("/v1/metrics/breakdown?project_id={project}&{query}"),
-                    None,
-                )
-                .await;
-            assert_eq!(response.status(), 200, "{query}");
-            assert_common_headers(&response);
-            response.json::<Value>().await.unwrap()
-        }
-    };
     // Last 7 days (to 14 March 12:00): only t2 integrated, in m1 ("Alpha"). The week before:
     // t1 (m1) and t6 (no milestone) → m1 had 1 then too.
-    let body = get("metric=throughput&dimension=milestone".into()).await;
+    let body = get_ok(
+        &app,
+        "breakdown",
+        project,
+        "metric=throughput&dimension=milestone",
+    )
+    .await;
     assert_eq!(body["time_range"], "7d");
     assert_eq!(body["total"], 1.0);
     assert_eq!(
@@ -30,7 +22,13 @@ async fn breakdown_splits_a_metric_by_a_dimension_with_shares_totals_and_trends(
                 "trend": {"direction": "stable", "change_pct": 0.0}}])
     );
     // 30 days: t1, t2 in m1, t6 without a milestone.
-    let body = get("metric=throughput&dimension=milestone&time_range=30d".into()).await;
+    let body = get_ok(
+        &app,
+        "breakdown",
+        project,
+        "metric=throughput&dimension=milestone&time_range=30d",
+    )
+    .await;
     let groups: Vec<(Value, f64, f64)> = body["breakdown"]
         .as_array()
         .unwrap()
@@ -50,7 +48,13 @@ async fn breakdown_splits_a_metric_by_a_dimension_with_shares_totals_and_trends(
     assert_eq!(body["total"], 3.0);
 
     // Cycle time by assignee over 30 days: each group's median, total = overall median.
-    let body = get("metric=cycle_time&dimension=assignee&time_range=30d".into()).await;
+    let body = get_ok(
+        &app,
+        "breakdown",
+        project,
+        "metric=cycle_time&dimension=assignee&time_range=30d",
+    )
+    .await;
     let groups: Vec<(String, f64, i64)> = body["breakdown"]
         .as_array()
         .unwrap()
@@ -73,17 +77,22 @@ async fn breakdown_splits_a_metric_by_a_dimension_with_shares_totals_and_trends(
     );
     assert_eq!(body["total"], 3240.0);
     // Filters on the other dimensions apply: m1 only (t1, t2).
-    let body = get(format!(
-        "metric=cycle_time&dimension=assignee&time_range=30d&filters={}",
-        urlencode(r#"{"milestone": "m1"}"#)
-    ))
+    let body = get_ok(
+        &app,
+        "breakdown",
+        project,
+        &format!(
+            "metric=cycle_time&dimension=assignee&time_range=30d&filters={}",
+            urlencode(r#"{"milestone": "m1"}"#)
+        ),
+    )
     .await;
     assert_eq!(body["breakdown"].as_array().unwrap().len(), 2);
     assert_eq!(body["total"], 4620.0);
     assert_eq!(body["filters_applied"], json!({"milestone": ["m1"]}));
 
     // WIP by state: t3 implemented, t4 blocked (both entered WIP within the week).
-    let body = get("metric=wip&dimension=state".into()).await;
+    let body = get_ok(&app, "breakdown", project, "metric=wip&dimension=state").await;
     let states: Vec<&str> = body["breakdown"]
         .as_array()
         .unwrap()

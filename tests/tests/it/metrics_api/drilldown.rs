@@ -5,22 +5,8 @@ use super::*;
 #[tokio::test]
 async fn drilldown_lists_filters_sorts_paginates_and_aggregates() {
     let (app, project) = folded_scenario(TestAppOptions::default()).await;
-    let get = |query: String| {
-        let app = &app;
-        async move {
-            let response = app
-                .get(
-                    &format!("/v1/metrics/drilldown?project_id={project}&{query}"),
-                    None,
-                )
-                .await;
-            assert_eq!(response.status(), 200, "{query}");
-            assert_common_headers(&response);
-            response.json::<Value>().await.unwrap()
-        }
-    };
     // Cycle times: t1 1980, t6 3240, t2 7260 minutes (the summary's samples).
-    let body = get("metric=cycle_time".into()).await;
+    let body = get_ok(&app, "drilldown", project, "metric=cycle_time").await;
     let ids: Vec<&str> = body["items"]
         .as_array()
         .unwrap()
@@ -52,17 +38,27 @@ async fn drilldown_lists_filters_sorts_paginates_and_aggregates() {
         "{factors:?}"
     );
 
-    let body = get(format!(
-        "metric=cycle_time&filters={}",
-        urlencode(r#"{"assignee": "ana"}"#)
-    ))
+    let body = get_ok(
+        &app,
+        "drilldown",
+        project,
+        &format!(
+            "metric=cycle_time&filters={}",
+            urlencode(r#"{"assignee": "ana"}"#)
+        ),
+    )
     .await;
     assert_eq!(body["items"].as_array().unwrap().len(), 1);
     assert_eq!(body["items"][0]["task_id"], "t1");
     assert_eq!(body["filters_applied"], json!({"assignee": ["ana"]}));
 
-    let body =
-        get("metric=cycle_time&sort_by=task_id&sort_order=asc&limit=2&offset=1".into()).await;
+    let body = get_ok(
+        &app,
+        "drilldown",
+        project,
+        "metric=cycle_time&sort_by=task_id&sort_order=asc&limit=2&offset=1",
+    )
+    .await;
     let ids: Vec<&str> = body["items"]
         .as_array()
         .unwrap()
@@ -74,11 +70,17 @@ async fn drilldown_lists_filters_sorts_paginates_and_aggregates() {
         body["pagination"],
         json!({"total": 3, "limit": 2, "offset": 1, "has_more": false})
     );
-    let body = get("metric=cycle_time&sort_by=task_id&sort_order=asc&limit=1".into()).await;
+    let body = get_ok(
+        &app,
+        "drilldown",
+        project,
+        "metric=cycle_time&sort_by=task_id&sort_order=asc&limit=1",
+    )
+    .await;
     assert_eq!(body["pagination"]["has_more"], true);
 
     // WIP ages as of the snapshot: t3 99 h (claimed 10 March 09:00), t4 75 h.
-    let body = get("metric=wip".into()).await;
+    let body = get_ok(&app, "drilldown", project, "metric=wip").await;
     let rows: Vec<(&str, f64)> = body["items"]
         .as_array()
         .unwrap()

@@ -40,3 +40,16 @@ fn urlencode(text: &str) -> String {
         })
         .collect()
 }
+
+/// GETs a metrics endpoint for the project, asserts 200 and the common headers, returns the body.
+async fn get_ok(app: &TestApp, endpoint: &str, project: uuid::Uuid, query: &str) -> Value {
+    let response = app
+        .get(
+            &format!("/v1/metrics/{endpoint}?project_id={project}&{query}"),
+            None,
+        )
+        .await;
+    assert_eq!(response.status(), 200, "{endpoint}?{query}");
+    assert_common_headers(&response);
+    response.json::<Value>().await.unwrap()
+}
