@@ -115,6 +115,13 @@ impl TestApp {
         self.handle.stop(true).await;
     }
 
+    /// Stops the server gracefully and hands back its database (to start another server
+    /// on it, as a redeploy does).
+    pub async fn shut_down(self) -> TestDb {
+        self.handle.stop(true).await;
+        self.db
+    }
+
     /// A URL on the server.
     pub fn url(&self, path: &str) -> String {
         format!("{}{path}", self.base_url)
