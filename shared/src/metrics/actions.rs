@@ -63,11 +63,17 @@ fn confidence(value: f64) -> f64 {
 }
 
 fn alert_refs(firing: &[AlertRef], metric_keys: &[&str]) -> Vec<String> {
-    firing
-        .iter()
-        .filter(|a| metric_keys.contains(&a.metric_key.as_str()))
-        .map(|a| format!("alert:{}", a.id))
-        .collect()
+    let mut refs = Vec::new();
+    for key in metric_keys {
+        let mut ids: Vec<Uuid> = firing
+            .iter()
+            .filter(|a| a.metric_key == *key)
+            .map(|a| a.id)
+            .collect();
+        ids.sort();
+        refs.extend(ids.into_iter().map(|id| format!("alert:{id}")));
+    }
+    refs
 }
 
 /// Task ids ordered by `(since, task_id)`, oldest first, at most [`MAX_AFFECTED_TASKS`].
