@@ -269,3 +269,65 @@ mod tests {
         assert_eq!(redact_url("postgres://me@db/x"), "postgres://me@db/x");
     }
 }
+
+/// Features that can be switched off at run time (SPEC §5 kill switches).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Feature {
+    /// `POST /v1/events`.
+    Ingest,
+    /// `/v1/metrics/alerts` and acknowledgement.
+    Alerts,
+    /// `/v1/metrics/actions`.
+    Actions,
+    /// The milestone forecast (`/v1/metrics/health`).
+    Forecast,
+    /// `/v1/metrics/drilldown`.
+    Drilldown,
+}
+
+impl Feature {
+    /// Every feature.
+    pub const ALL: [Feature; 5] = [
+        Feature::Ingest,
+        Feature::Alerts,
+        Feature::Actions,
+        Feature::Forecast,
+        Feature::Drilldown,
+    ];
+
+    /// The configured name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Feature::Ingest => "ingest",
+            Feature::Alerts => "alerts",
+            Feature::Actions => "actions",
+            Feature::Forecast => "forecast",
+            Feature::Drilldown => "drilldown",
+        }
+    }
+}
+
+/// The switched-off features of `FLOWMETER_DISABLED_FEATURES` (the API answers 503 for
+/// them; the worker skips their work).
+pub fn disabled_features(env: &Env) -> Result<Vec<Feature>, ConfigError> {
+    let Some(raw) = env.raw("FLOWMETER_DISABLED_FEATURES") else {
+        return Ok(Vec::new());
+    };
+    raw.split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(|name| {
+            Feature::ALL
+                .into_iter()
+                .find(|f| f.as_str() == name)
+                .ok_or_else(|| ConfigError::Invalid {
+                    name: "FLOWMETER_DISABLED_FEATURES",
+                    value: raw.to_owned(),
+                    message: format!(
+                        "unknown feature {name:?}; expected a comma list of ingest, alerts, actions, forecast, drilldown"
+                    ),
+                })
+        })
+        .collect()
+}

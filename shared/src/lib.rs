@@ -3,6 +3,7 @@
 //! and migration runner, the event catalogue, API key primitives, repositories and the
 //! metric formulas.
 
+pub mod alerts;
 pub mod auth;
 pub mod config;
 pub mod db;

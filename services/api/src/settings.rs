@@ -42,43 +42,7 @@ pub struct ApiSettings {
     pub rate_limits: crate::rate_limit::RateLimits,
 }
 
-/// Features that can be switched off at run time (SPEC §5 kill switches).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Feature {
-    /// `POST /v1/events`.
-    Ingest,
-    /// `/v1/metrics/alerts` and acknowledgement.
-    Alerts,
-    /// `/v1/metrics/actions`.
-    Actions,
-    /// The milestone forecast (`/v1/metrics/health`).
-    Forecast,
-    /// `/v1/metrics/drilldown`.
-    Drilldown,
-}
-
-impl Feature {
-    /// Every feature.
-    pub const ALL: [Feature; 5] = [
-        Feature::Ingest,
-        Feature::Alerts,
-        Feature::Actions,
-        Feature::Forecast,
-        Feature::Drilldown,
-    ];
-
-    /// The configured name.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Feature::Ingest => "ingest",
-            Feature::Alerts => "alerts",
-            Feature::Actions => "actions",
-            Feature::Forecast => "forecast",
-            Feature::Drilldown => "drilldown",
-        }
-    }
-}
+pub use flowmeter_shared::config::Feature;
 
 /// Origins such as `https://dash.example.com` (scheme and host, optional port, no path), or `*`.
 fn cors_origins(env: &Env) -> Result<Vec<String>, ConfigError> {
@@ -110,28 +74,6 @@ fn cors_origins(env: &Env) -> Result<Vec<String>, ConfigError> {
                     ),
                 })
             }
-        })
-        .collect()
-}
-
-fn features(env: &Env) -> Result<Vec<Feature>, ConfigError> {
-    let Some(raw) = env.raw("FLOWMETER_DISABLED_FEATURES") else {
-        return Ok(Vec::new());
-    };
-    raw.split(',')
-        .map(str::trim)
-        .filter(|s| !s.is_empty())
-        .map(|name| {
-            Feature::ALL
-                .into_iter()
-                .find(|f| f.as_str() == name)
-                .ok_or_else(|| ConfigError::Invalid {
-                    name: "FLOWMETER_DISABLED_FEATURES",
-                    value: raw.to_owned(),
-                    message: format!(
-                        "unknown feature {name:?}; expected a comma list of ingest, alerts, actions, forecast, drilldown"
-                    ),
-                })
         })
         .collect()
 }
@@ -181,7 +123,7 @@ impl ApiSettings {
             )?),
             http_workers: env.int_in_range("FLOWMETER_HTTP_WORKERS", cores, 1, 256)? as usize,
             cors_origins: cors_origins(env)?,
-            disabled_features: features(env)?,
+            disabled_features: config::disabled_features(env)?,
             rate_limits: crate::rate_limit::RateLimits::from_env(env)?,
             cache_max_age_seconds: env.int_in_range(
                 "FLOWMETER_HTTP_CACHE_MAX_AGE_SECONDS",

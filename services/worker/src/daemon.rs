@@ -13,7 +13,10 @@ use flowmeter_shared::db::checkpoints;
 use futures_util::StreamExt;
 use tokio::sync::Notify;
 
+use crate::alerting;
+use crate::observability::{ProjectMetricLabels, SeverityLabels};
 use crate::runner::{Mode, RunRequest, Worker};
+use flowmeter_shared::alerts::Severity;
 
 /// Stop requests from signals.
 #[derive(Debug, Default)]
@@ -34,7 +37,7 @@ impl Shutdown {
         self.requested.load(Ordering::SeqCst)
     }
 
-    async fn wait(&self) {
+    pub(crate) async fn wait(&self) {
         while !self.is_requested() {
             self.notify.notified().await;
         }
@@ -106,6 +109,13 @@ pub async fn run(worker: Arc<Worker>, shutdown: Arc<Shutdown>) -> anyhow::Result
         batch = %worker.settings.batch_schedule.expression,
         "Worker started."
     );
+    let webhook = worker.settings.alert_webhook_url.clone().map(|url| {
+        tokio::spawn(crate::webhook::deliver_until_shutdown(
+            worker.clone(),
+            url,
+            shutdown.clone(),
+        ))
+    });
     // Catch up with whatever arrived while no worker ran.
     drain_concurrently(&worker, Mode::Batch, false, &shutdown).await;
     let mut next_nrt = next_tick(&worker.settings.nrt_schedule.schedule);
@@ -133,6 +143,9 @@ pub async fn run(worker: Arc<Worker>, shutdown: Arc<Shutdown>) -> anyhow::Result
         }
     }
     listener.abort();
+    if let Some(webhook) = webhook {
+        let _ = webhook.await;
+    }
     tracing::info!(worker_id = %worker.worker_id, "Worker stopped.");
     Ok(())
 }
@@ -238,5 +251,29 @@ async fn update_gauges(worker: &Worker) -> anyhow::Result<()> {
         .count();
     worker.metrics.fold_lag.set(lag);
     worker.metrics.projects_stalled.set(stalled as i64);
+
+    let firing = flowmeter_shared::db::alerts::firing_by_severity(&client).await?;
+    for severity in Severity::ALL {
+        let count = firing
+            .iter()
+            .find(|(s, _)| s == severity.as_str())
+            .map_or(0, |(_, n)| *n);
+        worker
+            .metrics
+            .alerts_firing
+            .get_or_create(&SeverityLabels {
+                severity: severity.as_str().to_owned(),
+            })
+            .set(count);
+    }
+    let samples = alerting::business_gauges(&client, worker.settings.metrics_max_projects).await?;
+    worker.metrics.project_metric.clear();
+    for (project, metric, value) in samples {
+        worker
+            .metrics
+            .project_metric
+            .get_or_create(&ProjectMetricLabels { project, metric })
+            .set(value);
+    }
     Ok(())
 }

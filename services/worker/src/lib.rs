@@ -1,5 +1,6 @@
 //! Flowmeter's worker as a library: it folds the event log into the metrics read model.
 
+pub mod alerting;
 pub mod cli;
 pub mod daemon;
 pub mod demo;
@@ -9,3 +10,4 @@ pub mod observability;
 pub mod runner;
 pub mod settings;
 pub mod store;
+pub mod webhook;

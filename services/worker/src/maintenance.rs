@@ -5,11 +5,13 @@
 
 use chrono::{DateTime, Utc};
 use deadpool_postgres::GenericClient;
-use flowmeter_shared::db::checkpoints;
+use flowmeter_shared::config::Feature;
+use flowmeter_shared::db::{alerts, checkpoints};
 use flowmeter_shared::read_model::{keys, Grain};
 use serde::Serialize;
 use uuid::Uuid;
 
+use crate::alerting::{self, SnapshotKind};
 use crate::fold::snapshot::dpi_reference_bucket;
 use crate::fold::{Delta, ProjectState, ReadModel};
 use crate::runner::{stored_dpi, Worker};
@@ -162,8 +164,13 @@ impl Worker {
                 }
                 Step::Snapshot(captured_at, at_seq, gap_filled) => {
                     snapshot_taken = at_seq == head;
-                    self.snapshot_delta(&tx, &state, captured_at, at_seq, gap_filled)
-                        .await?
+                    let delta = self
+                        .snapshot_delta(&tx, &state, captured_at, at_seq, gap_filled)
+                        .await?;
+                    store::write_delta(&tx, &state, &delta, last_seq).await?;
+                    self.after_snapshot(&tx, &state, &delta, SnapshotKind::Reproduced)
+                        .await?;
+                    continue;
                 }
             };
             store::write_delta(&tx, &state, &delta, last_seq).await?;
@@ -175,6 +182,8 @@ impl Worker {
                 .snapshot_delta(&tx, &state, now, last_seq, true)
                 .await?;
             store::write_delta(&tx, &state, &delta, last_seq).await?;
+            self.after_snapshot(&tx, &state, &delta, SnapshotKind::New)
+                .await?;
             captured_at = Some(now);
         }
         let updated = tx
@@ -199,6 +208,27 @@ impl Worker {
             quarantined,
             captured_at,
         })
+    }
+
+    async fn after_snapshot(
+        &self,
+        client: &impl GenericClient,
+        state: &ProjectState,
+        delta: &Delta,
+        kind: SnapshotKind,
+    ) -> anyhow::Result<()> {
+        if let Some(summary) = &delta.summary {
+            alerting::after_snapshot(
+                client,
+                &self.settings,
+                &state.facts,
+                state.project_id,
+                summary,
+                kind,
+            )
+            .await?;
+        }
+        Ok(())
     }
 
     async fn snapshot_delta(
@@ -236,6 +266,11 @@ impl Worker {
             .as_ref()
             .map(|s| (s.captured_at, s.as_of_seq, s.gap_filled));
 
+        let firing = if self.settings.enabled(Feature::Alerts) {
+            alerts::firing_refs(&tx, project).await?
+        } else {
+            Vec::new()
+        };
         let mut state = ProjectState::new(project);
         let mut expected = ReadModel::default();
         let mut steps = Vec::new();
@@ -259,7 +294,19 @@ impl Worker {
                                 && k.dims.is_none()
                         })
                         .map(|(_, v)| v.value);
-                    let delta = state.snapshot(captured_at, at_seq, gap_filled, |_| point);
+                    let mut delta = state.snapshot(captured_at, at_seq, gap_filled, |_| point);
+                    if let Some(summary) = delta.summary.as_mut() {
+                        let actions = alerting::actions_for(
+                            &self.settings,
+                            &state.facts,
+                            &summary.payload,
+                            captured_at,
+                            &firing,
+                        )?;
+                        if let Some(actions) = actions {
+                            alerting::set_actions(&mut summary.payload, actions);
+                        }
+                    }
                     expected.apply(&state, &delta);
                 }
             }

@@ -4,6 +4,8 @@
 
 use std::sync::Arc;
 
+use flowmeter_shared::alerts::Severity;
+use flowmeter_shared::db::alerts::Transition;
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
@@ -27,6 +29,31 @@ pub struct RunLabels {
 pub struct PoolLabels {
     /// idle, in_use, max or waiting.
     pub state: &'static str,
+}
+
+/// Labels of `flowmeter_alerts_fired_total`.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct FiredLabels {
+    /// warning, critical or emergency.
+    pub severity: &'static str,
+    /// threshold or anomaly.
+    pub alert_type: &'static str,
+}
+
+/// Labels of `flowmeter_alerts_firing`.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct SeverityLabels {
+    /// warning, critical or emergency.
+    pub severity: String,
+}
+
+/// Labels of `flowmeter_project_metric`.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ProjectMetricLabels {
+    /// Project id, or `other` for every project beyond the top N.
+    pub project: String,
+    /// dpi, fes, irs, lead_time_p90_hours, blocked_ratio, ini_backlog, throughput_week, wip.
+    pub metric: &'static str,
 }
 
 /// Metrics of the worker process.
@@ -58,6 +85,12 @@ pub struct WorkerMetrics {
     pub projects_stalled: Gauge,
     /// `flowmeter_db_pool_connections{state}` of the worker's pool.
     pub pool_connections: Family<PoolLabels, Gauge>,
+    /// `flowmeter_alerts_firing{severity}`: open alerts over every project.
+    pub alerts_firing: Family<SeverityLabels, Gauge>,
+    /// `flowmeter_alerts_fired_total{severity,alert_type}`: alerts opened.
+    pub alerts_fired: Family<FiredLabels, Counter>,
+    /// `flowmeter_project_metric{project,metric}`: business gauges of the top projects.
+    pub project_metric: Family<ProjectMetricLabels, Gauge<f64, std::sync::atomic::AtomicU64>>,
 }
 
 impl WorkerMetrics {
@@ -79,6 +112,9 @@ impl WorkerMetrics {
             quarantined: Counter::default(),
             projects_stalled: Gauge::default(),
             pool_connections: Family::default(),
+            alerts_firing: Family::default(),
+            alerts_fired: Family::default(),
+            project_metric: Family::default(),
         };
         registry.register(
             "flowmeter_fold_events",
@@ -145,6 +181,36 @@ impl WorkerMetrics {
             "Database pool connections by state",
             m.pool_connections.clone(),
         );
+        registry.register(
+            "flowmeter_alerts_firing",
+            "Alerts currently firing, by severity",
+            m.alerts_firing.clone(),
+        );
+        registry.register(
+            "flowmeter_alerts_fired",
+            "Alerts opened, by severity and type",
+            m.alerts_fired.clone(),
+        );
+        registry.register(
+            "flowmeter_project_metric",
+            "Delivery metrics of the most active projects (the rest under project=\"other\")",
+            m.project_metric.clone(),
+        );
+        for severity in Severity::ALL {
+            m.alerts_firing
+                .get_or_create(&SeverityLabels {
+                    severity: severity.as_str().to_owned(),
+                })
+                .set(0);
+            for alert_type in ["threshold", "anomaly"] {
+                m.alerts_fired
+                    .get_or_create(&FiredLabels {
+                        severity: severity.as_str(),
+                        alert_type,
+                    })
+                    .inc_by(0);
+            }
+        }
         for mode in ["batch", "near_real_time"] {
             for status in ["succeeded", "failed"] {
                 m.fold_runs
@@ -153,6 +219,18 @@ impl WorkerMetrics {
             }
         }
         m
+    }
+
+    /// Counts an alert transition stored by a committed run.
+    pub fn alert_transition(&self, transition: &Transition) {
+        if transition.kind == "firing" {
+            self.alerts_fired
+                .get_or_create(&FiredLabels {
+                    severity: transition.severity.as_str(),
+                    alert_type: transition.alert_type,
+                })
+                .inc();
+        }
     }
 
     /// Copies the pool's status into the pool gauge.

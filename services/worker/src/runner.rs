@@ -15,12 +15,14 @@ use rand::Rng;
 use serde::Serialize;
 use uuid::Uuid;
 
+use crate::alerting::{self, SnapshotKind};
 use crate::fold::snapshot::dpi_reference_bucket;
 use crate::fold::state::Cursors;
 use crate::fold::ProjectState;
 use crate::observability::{RunLabels, WorkerMetrics};
 use crate::settings::{OnPoison, WorkerSettings};
 use crate::store;
+use flowmeter_shared::db::alerts::Evaluation;
 
 /// Run modes (SPEC §3.3).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -394,6 +396,7 @@ impl Worker {
         timer.mark("write");
 
         let mut snapshot_at = None;
+        let mut evaluation = Evaluation::default();
         if snapshot_wanted {
             let now = self.settings.clock.now();
             let stored = stored_dpi(&tx, lease.project_id, dpi_reference_bucket(now)).await?;
@@ -401,6 +404,17 @@ impl Worker {
             let fill_gap = caught_up || request.force_snapshot;
             let snapshot = state.snapshot(now, end_seq, fill_gap, |_| stored);
             store::write_delta(&tx, &state, &snapshot, end_seq).await?;
+            if let Some(summary) = &snapshot.summary {
+                evaluation = alerting::after_snapshot(
+                    &tx,
+                    &self.settings,
+                    &state.facts,
+                    lease.project_id,
+                    summary,
+                    SnapshotKind::New,
+                )
+                .await?;
+            }
             if request.retention {
                 apply_retention(&tx, &state, now, self.settings.retention_days).await?;
             }
@@ -444,6 +458,9 @@ impl Worker {
         tx.commit().await.map_err(anyhow::Error::from)?;
         timer.mark("commit");
         tracing::debug!(events = events.len(), phases = %timer, "Fold run phases.");
+        for transition in &evaluation.transitions {
+            self.metrics.alert_transition(transition);
+        }
         if snapshot_at.is_some() {
             if let Ok(mut m) = self.last_snapshot.lock() {
                 m.insert(lease.project_id, Instant::now());

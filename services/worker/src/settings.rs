@@ -6,7 +6,8 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use flowmeter_shared::config::{self, ConfigError, DatabaseSettings, Env};
+use flowmeter_shared::alerts::AlertRules;
+use flowmeter_shared::config::{self, ConfigError, DatabaseSettings, Env, Feature};
 use flowmeter_shared::telemetry::LogFormat;
 
 /// What to do with an event the fold cannot apply.
@@ -122,6 +123,58 @@ pub struct WorkerSettings {
     pub clock: Clock,
     /// Sleep before each fold commit (`FLOWMETER_TEST_FOLD_DELAY_MS`, `test-hooks` builds only).
     pub test_fold_delay: Duration,
+    /// Alert rules (`FLOWMETER_ALERT_RULES`, else the bundled `alerts/thresholds.toml`).
+    pub alert_rules: AlertRules,
+    /// Where firing and resolved notifications go (`FLOWMETER_ALERT_WEBHOOK_URL`).
+    pub alert_webhook_url: Option<String>,
+    /// Switched-off features (`FLOWMETER_DISABLED_FEATURES`): alerts and actions are not
+    /// evaluated while off.
+    pub disabled_features: Vec<Feature>,
+    /// Projects with their own `flowmeter_project_metric` labels
+    /// (`FLOWMETER_METRICS_MAX_PROJECTS`); the rest share `project="other"`.
+    pub metrics_max_projects: usize,
+}
+
+impl WorkerSettings {
+    /// True unless `feature` is switched off.
+    pub fn enabled(&self, feature: Feature) -> bool {
+        !self.disabled_features.contains(&feature)
+    }
+}
+
+fn alert_rules(env: &Env) -> Result<AlertRules, ConfigError> {
+    let Some(path) = env.raw("FLOWMETER_ALERT_RULES") else {
+        return Ok(AlertRules::defaults());
+    };
+    let invalid = |message: String| ConfigError::Invalid {
+        name: "FLOWMETER_ALERT_RULES",
+        value: path.to_owned(),
+        message,
+    };
+    let text = std::fs::read_to_string(path).map_err(|e| invalid(format!("cannot read: {e}")))?;
+    AlertRules::parse(&text).map_err(|e| invalid(e.to_string()))
+}
+
+fn webhook_url(env: &Env) -> Result<Option<String>, ConfigError> {
+    let Some(url) = env.raw("FLOWMETER_ALERT_WEBHOOK_URL").map(str::trim) else {
+        return Ok(None);
+    };
+    if url.is_empty() {
+        return Ok(None);
+    }
+    match reqwest::Url::parse(url) {
+        Ok(parsed) if parsed.scheme() == "http" && parsed.host().is_some() => Ok(Some(url.to_owned())),
+        Ok(_) => Err(ConfigError::Invalid {
+            name: "FLOWMETER_ALERT_WEBHOOK_URL",
+            value: url.to_owned(),
+            message: "expected an http:// URL of a receiver on the internal network (terminate TLS in a relay in front of remote receivers)".into(),
+        }),
+        Err(e) => Err(ConfigError::Invalid {
+            name: "FLOWMETER_ALERT_WEBHOOK_URL",
+            value: url.to_owned(),
+            message: e.to_string(),
+        }),
+    }
 }
 
 impl WorkerSettings {
@@ -159,6 +212,15 @@ impl WorkerSettings {
             state_cache: env.int_in_range("FLOWMETER_WORKER_STATE_CACHE", 2, 0, 10_000)? as usize,
             clock,
             test_fold_delay,
+            alert_rules: alert_rules(env)?,
+            alert_webhook_url: webhook_url(env)?,
+            disabled_features: config::disabled_features(env)?,
+            metrics_max_projects: env.int_in_range(
+                "FLOWMETER_METRICS_MAX_PROJECTS",
+                50,
+                1,
+                10_000,
+            )? as usize,
         })
     }
 }
@@ -217,6 +279,53 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("FLOWMETER_BATCH_SCHEDULE"), "{err}");
+    }
+
+    #[test]
+    fn an_invalid_alert_rule_file_is_refused_naming_the_rule_and_field() {
+        let dir = std::env::temp_dir().join(format!("flowmeter-rules-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("rules.toml");
+        std::fs::write(
+            &path,
+            "[[rule]]\nmetric_key = \"DPI\"\ndirection = \"sideways\"\nwarning = 65\n",
+        )
+        .unwrap();
+        let err =
+            WorkerSettings::from_env(&base().set("FLOWMETER_ALERT_RULES", path.to_str().unwrap()))
+                .unwrap_err()
+                .to_string();
+        assert!(
+            err.contains("FLOWMETER_ALERT_RULES")
+                && err.contains("alert rule #1 (DPI)")
+                && err.contains("`direction`"),
+            "{err}"
+        );
+        let err =
+            WorkerSettings::from_env(&base().set("FLOWMETER_ALERT_RULES", "/nonexistent.toml"))
+                .unwrap_err()
+                .to_string();
+        assert!(err.contains("cannot read"), "{err}");
+        let defaults = WorkerSettings::from_env(&base()).unwrap();
+        assert_eq!(defaults.alert_rules.thresholds.len(), 6);
+    }
+
+    #[test]
+    fn the_webhook_url_must_be_http() {
+        for bad in ["ftp://x", "not a url", "https://hooks.example.com/x"] {
+            let err = WorkerSettings::from_env(&base().set("FLOWMETER_ALERT_WEBHOOK_URL", bad))
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains("FLOWMETER_ALERT_WEBHOOK_URL"), "{err}");
+        }
+        let ok = WorkerSettings::from_env(
+            &base().set("FLOWMETER_ALERT_WEBHOOK_URL", "http://127.0.0.1:9093/hook"),
+        )
+        .unwrap();
+        assert_eq!(
+            ok.alert_webhook_url.as_deref(),
+            Some("http://127.0.0.1:9093/hook")
+        );
     }
 
     #[test]

@@ -2,6 +2,7 @@
 //! module per aggregate. Repository functions take `&impl GenericClient` so callers own
 //! transactions; they never commit.
 
+pub mod alerts;
 pub mod api_keys;
 pub mod checkpoints;
 pub mod events;

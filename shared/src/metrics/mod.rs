@@ -10,6 +10,7 @@
 //! negative; a value without data is `None` (JSON `null`), never a fake 0; rounding happens
 //! only when a number is placed into an output struct, through [`stats::round_to`].
 
+pub mod actions;
 pub mod compute;
 pub mod efficiency;
 pub mod facts;

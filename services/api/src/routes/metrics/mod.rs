@@ -3,6 +3,7 @@
 //! always has a new tag; `If-None-Match` answers 304) and `Cache-Control`.
 
 pub mod actions;
+pub mod alerts;
 pub mod breakdown;
 pub mod drilldown;
 pub mod milestones;
@@ -31,7 +32,11 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .service(resource("/metrics/actions").route(web::get().to(actions::get_actions)))
         .service(resource("/metrics/trends").route(web::get().to(trends::get_trends)))
         .service(resource("/metrics/drilldown").route(web::get().to(drilldown::get_drilldown)))
-        .service(resource("/metrics/breakdown").route(web::get().to(breakdown::get_breakdown)));
+        .service(resource("/metrics/breakdown").route(web::get().to(breakdown::get_breakdown)))
+        .service(resource("/metrics/alerts").route(web::get().to(alerts::get_alerts)))
+        .service(
+            resource("/metrics/alerts/{id}/acknowledge").route(web::post().to(alerts::acknowledge)),
+        );
 }
 
 /// Answers 503 when a feature is switched off.

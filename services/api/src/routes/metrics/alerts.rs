@@ -1,0 +1,211 @@
+//! `GET /v1/metrics/alerts` (filters and cursor pagination, newest first) and
+//! `POST /v1/metrics/alerts/{id}/acknowledge` (planner or admin; idempotent).
+
+use actix_web::{web, HttpRequest, HttpResponse};
+use chrono::{DateTime, Utc};
+use flowmeter_shared::alerts::Severity;
+use flowmeter_shared::auth::Role;
+use flowmeter_shared::db::alerts::{self, AlertFilter, Cursor};
+use flowmeter_shared::db::{events, read_model};
+use serde_json::{json, Value};
+use uuid::Uuid;
+
+use super::{cached_json, metrics_request, one_of, require_feature};
+use crate::auth::Principal;
+use crate::error::ApiError;
+use crate::settings::Feature;
+use crate::startup::AppState;
+
+const SEVERITIES: [&str; 3] = ["warning", "critical", "emergency"];
+const STATES: [&str; 2] = ["firing", "resolved"];
+const BOOLEANS: [&str; 2] = ["true", "false"];
+/// Longest acknowledgement reason.
+const MAX_REASON_CHARS: usize = 1000;
+/// Longest acknowledgement expiry (one year).
+const MAX_EXPIRY_MINUTES: i64 = 525_600;
+
+/// Lists a project's alerts.
+pub async fn get_alerts(
+    req: HttpRequest,
+    principal: Principal,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    require_feature(&state, Feature::Alerts)?;
+    let request = metrics_request(
+        &req,
+        &principal,
+        &state,
+        &[
+            "project_id",
+            "severity",
+            "state",
+            "acknowledged",
+            "metric_key",
+            "limit",
+            "cursor",
+        ],
+    )
+    .await?;
+    let p = &request.params;
+    let filter = AlertFilter {
+        severity: match p.get("severity") {
+            None => None,
+            Some(_) => Severity::parse(one_of(p, "severity", &SEVERITIES, None)?),
+        },
+        state: match p.get("state") {
+            None => None,
+            Some(_) => Some(one_of(p, "state", &STATES, None)?.to_owned()),
+        },
+        acknowledged: match p.get("acknowledged") {
+            None => None,
+            Some(_) => Some(one_of(p, "acknowledged", &BOOLEANS, None)? == "true"),
+        },
+        metric_key: match p.get("metric_key").map(str::trim) {
+            None => None,
+            Some(key) if key.is_empty() || key.len() > 200 => {
+                return Err(ApiError::bad_field(
+                    "metric_key",
+                    "metric_key must be 1–200 characters",
+                ))
+            }
+            Some(key) => Some(key.to_owned()),
+        },
+    };
+    let limit = p.integer("limit", 50, 1, 500)?;
+    let cursor = p.get("cursor").map(parse_cursor).transpose()?;
+
+    let client = state.pool.get().await?;
+    let head = events::head_seq(&client, request.project_id).await?;
+    let snapshot = read_model::snapshot(&client, request.project_id, None).await?;
+    let (items, more) = alerts::list(&client, request.project_id, &filter, cursor, limit).await?;
+    let next_cursor = more
+        .then(|| items.last().map(|a| format_cursor((a.created_at, a.id))))
+        .flatten();
+    let (freshness, _) = super::optional_freshness(snapshot.as_ref(), head);
+    let body = json!({
+        "version": flowmeter_shared::API_VERSION,
+        "project_id": request.project_id,
+        "items": items,
+        "next_cursor": next_cursor,
+        "freshness": freshness,
+    });
+    // Acknowledgements change alerts between snapshots, so the tag comes from the body.
+    let identity = format!("alerts?{}|{body}", req.query_string());
+    Ok(cached_json(&req, &state, &identity, body))
+}
+
+/// `<created_at in µs>.<id>` of the last item of a page.
+fn format_cursor((at, id): Cursor) -> String {
+    format!("{}.{}", at.timestamp_micros(), id.simple())
+}
+
+fn parse_cursor(raw: &str) -> Result<Cursor, ApiError> {
+    let bad = || {
+        ApiError::bad_field(
+            "cursor",
+            "cursor is not a value this API returned as next_cursor",
+        )
+    };
+    let (micros, id) = raw.trim().split_once('.').ok_or_else(bad)?;
+    let at = micros
+        .parse::<i64>()
+        .ok()
+        .and_then(DateTime::<Utc>::from_timestamp_micros)
+        .ok_or_else(bad)?;
+    let id = Uuid::try_parse(id).map_err(|_| bad())?;
+    Ok((at, id))
+}
+
+/// Acknowledges an alert.
+pub async fn acknowledge(
+    req: HttpRequest,
+    principal: Principal,
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+    body: web::Bytes,
+) -> Result<HttpResponse, ApiError> {
+    require_feature(&state, Feature::Alerts)?;
+    let params = super::params::Params::parse(req.query_string(), &["project_id"])?;
+    let project_id = params.uuid("project_id")?;
+    principal.require(Role::Planner, project_id)?;
+    let alert_id = Uuid::try_parse(path.trim()).map_err(|_| {
+        ApiError::bad_field("id", format!("alert id {:?} is not a UUID", path.as_str()))
+    })?;
+    let (reason, expires_in_minutes) = parse_ack_body(&body)?;
+
+    let client = state.pool.get().await?;
+    if events::find_project(&client, project_id).await?.is_none() {
+        return Err(ApiError::NotFound(format!("no project {project_id}")));
+    }
+    let alert = alerts::acknowledge(
+        &client,
+        project_id,
+        alert_id,
+        &principal.actor(),
+        reason.as_deref(),
+        expires_in_minutes,
+    )
+    .await?
+    .ok_or_else(|| ApiError::NotFound(format!("no alert {alert_id} in project {project_id}")))?;
+    let mut body = serde_json::to_value(&alert).map_err(anyhow::Error::from)?;
+    if let Value::Object(map) = &mut body {
+        map.insert("version".into(), json!(flowmeter_shared::API_VERSION));
+    }
+    Ok(HttpResponse::Ok().json(body))
+}
+
+/// `{reason?, expires_in_minutes?}`; an empty body is no reason and no expiry.
+fn parse_ack_body(body: &[u8]) -> Result<(Option<String>, Option<i64>), ApiError> {
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Ok((None, None));
+    }
+    let value: Value = serde_json::from_slice(body)
+        .map_err(|e| ApiError::bad_field("body", format!("the body is not valid JSON: {e}")))?;
+    let Value::Object(map) = value else {
+        return Err(ApiError::bad_field(
+            "body",
+            "the body must be a JSON object",
+        ));
+    };
+    for key in map.keys() {
+        if key != "reason" && key != "expires_in_minutes" {
+            return Err(ApiError::invalid_field(
+                key,
+                format!("unknown field {key:?}"),
+                &["reason", "expires_in_minutes"],
+            ));
+        }
+    }
+    let reason = match map.get("reason") {
+        None | Some(Value::Null) => None,
+        Some(Value::String(text)) if text.chars().count() <= MAX_REASON_CHARS => Some(text.clone()),
+        Some(Value::String(_)) => {
+            return Err(ApiError::invalid_field(
+                "reason",
+                format!("reason is longer than {MAX_REASON_CHARS} characters"),
+                &[],
+            ))
+        }
+        Some(_) => {
+            return Err(ApiError::invalid_field(
+                "reason",
+                "reason must be a string",
+                &[],
+            ))
+        }
+    };
+    let expires = match map.get("expires_in_minutes") {
+        None | Some(Value::Null) => None,
+        Some(value) => match value.as_i64() {
+            Some(m) if (1..=MAX_EXPIRY_MINUTES).contains(&m) => Some(m),
+            _ => return Err(ApiError::invalid_field(
+                "expires_in_minutes",
+                format!(
+                    "expires_in_minutes must be a whole number of minutes, 1–{MAX_EXPIRY_MINUTES}"
+                ),
+                &[],
+            )),
+        },
+    };
+    Ok((reason, expires))
+}
