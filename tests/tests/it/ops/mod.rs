@@ -4,6 +4,7 @@
 mod observability;
 mod rehearsal;
 mod rollback;
+mod runbook;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
