@@ -1,7 +1,7 @@
 # Flowmeter's single entry point. `make run` starts everything locally; `make test` runs
 # every test against a throwaway PostgreSQL.
 
-.PHONY: run test lint fmt db-up db-down build bench-fold bench-api
+.PHONY: run test lint fmt db-up db-down build bench bench-fold bench-api
 
 run:
 	scripts/run
@@ -24,6 +24,10 @@ db-up:
 
 db-down:
 	scripts/pg-local stop
+
+# Fold, ingest, summary under load, freshness and peak RSS in one table (docs/BENCHMARKS.md).
+bench:
+	scripts/bench all
 
 bench-fold:
 	scripts/bench fold
