@@ -1,4 +1,4 @@
-//! scripts/rollback_metrics.sh on its own: idempotent, a dry run that changes nothing,
+//! scripts/rollback_metrics.sh on its own: idempotent, a dry run that changes nothing, a prompt,
 //! objects of later metrics migrations found by name, all or nothing on failure.
 
 use flowmeter_tests::TestDb;
@@ -226,4 +226,43 @@ async fn without_confirm_or_a_terminal_or_a_database_url_it_refuses() {
     assert!(String::from_utf8_lossy(&out.stdout).contains("metrics_summary"));
 
     assert_eq!(catalog_and_rows(&client).await, before);
+}
+
+/// Runs the rollback on a pseudo-terminal (util-linux `script`) with `answer` typed in.
+fn rollback_answering(db: &TestDb, answer: &str) -> Output {
+    use std::io::Write;
+    let mut child = Command::new("script")
+        .args([
+            "-qec",
+            &script("rollback_metrics.sh").to_string_lossy(),
+            "/dev/null",
+        ])
+        .env("FLOWMETER_DATABASE_URL", &db.url)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("util-linux `script` runs the prompt on a terminal");
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(format!("{answer}\n").as_bytes())
+        .unwrap();
+    child.wait_with_output().unwrap()
+}
+
+#[tokio::test]
+async fn the_prompt_rolls_back_only_when_the_operator_types_rollback() {
+    let (db, client) = folded_database().await;
+    let before = catalog_and_rows(&client).await;
+
+    let out = rollback_answering(&db, "yes");
+    assert!(!out.status.success(), "{}", output_text(&out));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("Type \"rollback\" to go on"));
+    assert_eq!(catalog_and_rows(&client).await, before);
+
+    let out = rollback_answering(&db, "rollback");
+    assert!(out.status.success(), "{}", output_text(&out));
+    assert_eq!(metrics_leftovers(&client).await, Vec::<String>::new());
 }
