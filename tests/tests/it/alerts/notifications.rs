@@ -253,43 +253,33 @@ async fn business_gauges_keep_to_the_top_projects_plus_other() {
         );
         tokio::time::sleep(std::time::Duration::from_millis(250)).await;
     }
-    // The gauges refresh after each drain; the per-second schedule drains again soon.
-    let mut labels = std::collections::BTreeSet::new();
+    // The gauges refresh after each drain (the per-second schedule drains again soon); wait
+    // for a refresh that saw every project.
+    let total_wip: f64 = (0..200).map(|i| (i % 7 + 1) as f64).sum();
+    let wip_of = |text: &str, project: &str| {
+        metric_value(
+            text,
+            &format!("flowmeter_project_metric{{project=\"{project}\",metric=\"wip\"}}"),
+        )
+    };
     let start = Instant::now();
-    while start.elapsed().as_secs() < 30 {
+    let (labels, summed) = loop {
         let text = worker.metrics().await;
-        labels = text
+        let labels: std::collections::BTreeSet<String> = text
             .lines()
             .filter(|l| l.starts_with("flowmeter_project_metric{"))
             .filter_map(|l| l.split("project=\"").nth(1))
             .filter_map(|rest| rest.split('"').next())
             .map(str::to_owned)
             .collect();
-        if labels.contains("other") {
-            break;
+        // WIP is a count: "other" sums the remaining projects' WIP.
+        let summed: f64 = labels.iter().filter_map(|p| wip_of(&text, p)).sum();
+        if summed == total_wip || start.elapsed().as_secs() > 30 {
+            break (labels, summed);
         }
         tokio::time::sleep(std::time::Duration::from_millis(500)).await;
-    }
+    };
+    assert_eq!(summed, total_wip, "every project counted once");
     assert_eq!(labels.len(), 11, "10 projects plus other: {labels:?}");
     assert!(labels.contains("other"));
-    let text = worker.metrics().await;
-    // WIP is a count: "other" sums the 190 remaining projects' WIP.
-    let total_wip: f64 = (0..200).map(|i| (i % 7 + 1) as f64).sum();
-    let top_wip: f64 = labels
-        .iter()
-        .filter(|p| *p != "other")
-        .map(|p| {
-            metric_value(
-                &text,
-                &format!("flowmeter_project_metric{{project=\"{p}\",metric=\"wip\"}}"),
-            )
-            .unwrap()
-        })
-        .sum();
-    let other_wip = metric_value(
-        &text,
-        "flowmeter_project_metric{project=\"other\",metric=\"wip\"}",
-    )
-    .unwrap();
-    assert_eq!(top_wip + other_wip, total_wip);
 }
