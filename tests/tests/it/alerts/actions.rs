@@ -2,6 +2,7 @@
 //! confidence and affected tasks from the projections, and none for a healthy project.
 
 use super::*;
+use flowmeter_tests::worker::{assert_verified, dump_read_model};
 use flowmeter_tests::TestAppOptions;
 
 async fn actions(app: &TestApp, project: Uuid) -> Vec<Value> {
@@ -68,6 +69,28 @@ async fn blocked_old_and_waiting_work_produce_unblock_swarm_and_reroute() {
     app.ingest(&events).await;
     fold(&app, project, &[]);
     let found = actions(&app, project).await;
+    // The stored suggestions (with the firing alerts they name) survive verify and rebuild.
+    let client = app.db.client().await;
+    assert_verified(&app.db.url, project);
+    let before = dump_read_model(&client, project).await;
+    worker_json(
+        &app.db.url,
+        &["rebuild", "--project", &project.to_string()],
+        &[],
+    );
+    assert_eq!(
+        dump_read_model(&client, project).await,
+        before,
+        "rebuild is not byte for byte"
+    );
+    assert!(
+        found.iter().any(|a| a["evidence_refs"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|r| r.as_str().unwrap().starts_with("alert:"))),
+        "the blocked-ratio alert is named as evidence: {found:#?}"
+    );
     let kinds: Vec<&str> = found
         .iter()
         .map(|a| a["action_type"].as_str().unwrap())

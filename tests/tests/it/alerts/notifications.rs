@@ -153,6 +153,19 @@ async fn the_webhook_gets_each_firing_and_resolution_after_the_receiver_recovers
     assert_eq!(alert["labels"]["severity"], "warning");
     assert_eq!(alert["endsAt"], "0001-01-01T00:00:00Z");
     let alert_id = alerts_of(&app, project).await[0].0;
+    // The firing gauge follows (it refreshes after each drain).
+    let start = Instant::now();
+    while metric_value(
+        &worker.metrics().await,
+        "flowmeter_alerts_firing{severity=\"warning\"}",
+    ) != Some(1.0)
+    {
+        assert!(
+            start.elapsed().as_secs() < 20,
+            "flowmeter_alerts_firing never showed the alert"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
     assert_eq!(alert["annotations"]["alert_id"], json!(alert_id));
 
     // Integrate two: backlog 1, resolved.
@@ -196,7 +209,19 @@ async fn the_webhook_gets_each_firing_and_resolution_after_the_receiver_recovers
         vec![("firing".into(), 4, true), ("resolved".into(), 1, true)]
     );
 
-    // The worker's alert counters saw the firing.
+    // The worker's alert counters saw the firing, and nothing fires any more.
+    let start = Instant::now();
+    while metric_value(
+        &worker.metrics().await,
+        "flowmeter_alerts_firing{severity=\"warning\"}",
+    ) != Some(0.0)
+    {
+        assert!(
+            start.elapsed().as_secs() < 20,
+            "flowmeter_alerts_firing stayed up"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
     let text = worker.metrics().await;
     assert_eq!(
         metric_value(
