@@ -3,6 +3,7 @@
 
 mod actions;
 mod api;
+mod boundaries;
 mod lifecycle;
 mod notifications;
 
