@@ -13,5 +13,6 @@ mod ingest;
 mod metrics_api;
 mod migrations;
 mod query_plans;
+mod reliability;
 mod scenario;
 mod sequence;

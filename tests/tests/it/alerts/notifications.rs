@@ -192,6 +192,27 @@ async fn the_webhook_gets_each_firing_and_resolution_after_the_receiver_recovers
     assert_ne!(accepted[1]["alerts"][0]["endsAt"], "0001-01-01T00:00:00Z");
 
     let client = app.db.client().await;
+    // The worker marks a row delivered in the transaction it commits after the answer.
+    let start = Instant::now();
+    loop {
+        let pending: i64 = client
+            .query_one(
+                "SELECT count(*) FROM metrics_alert_outbox
+                  WHERE project_id = $1 AND delivered_at IS NULL",
+                &[&project],
+            )
+            .await
+            .unwrap()
+            .get(0);
+        if pending == 0 {
+            break;
+        }
+        assert!(
+            start.elapsed().as_secs() < 20,
+            "rows never marked delivered"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
     let rows = client
         .query(
             "SELECT status, attempts, delivered_at IS NOT NULL FROM metrics_alert_outbox
