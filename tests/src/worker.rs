@@ -184,3 +184,41 @@ pub async fn dump_read_model(client: &tokio_postgres::Client, project: Uuid) -> 
     }
     Value::Object(dump)
 }
+
+/// Waits until every project's checkpoint reached its log head and a snapshot exists;
+/// panics after `within`.
+pub async fn wait_until_caught_up(
+    client: &tokio_postgres::Client,
+    projects: &[Uuid],
+    within: std::time::Duration,
+) {
+    let started = std::time::Instant::now();
+    loop {
+        let mut done = true;
+        for project in projects {
+            let row = client
+                .query_opt(
+                    "SELECT c.last_seq = h.last_seq AND c.last_snapshot_at IS NOT NULL
+                       FROM event_stream_head h LEFT JOIN metrics_job_checkpoint c USING (project_id)
+                      WHERE h.project_id = $1",
+                    &[project],
+                )
+                .await
+                .unwrap();
+            if !row
+                .and_then(|r| r.get::<_, Option<bool>>(0))
+                .unwrap_or(false)
+            {
+                done = false;
+            }
+        }
+        if done {
+            return;
+        }
+        assert!(
+            started.elapsed() < within,
+            "workers did not catch up within {within:?}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+}

@@ -230,7 +230,7 @@ impl Worker {
         lease: &mut Lease,
         request: &RunRequest,
     ) -> Result<RunOutcome, RunError> {
-        let key = request.key.clone().unwrap_or_else(|| {
+        let mut key = request.key.clone().unwrap_or_else(|| {
             format!(
                 "{}:g{}:s{}",
                 request.mode.as_str(),
@@ -241,7 +241,12 @@ impl Worker {
         {
             let client = self.pool.get().await.map_err(anyhow::Error::from)?;
             if let Some(run) = checkpoints::find_run(&client, lease.project_id, &key).await? {
-                if run.status == "succeeded" {
+                if run.status == "succeeded" && request.key.is_none() && run.processed_events == 0 {
+                    // A scheduled run found no new event since the last snapshot-only run:
+                    // it refreshes the snapshot again (ages grow with time), as a run of its
+                    // own rather than a replay of the earlier one.
+                    key = format!("{key}:at{}", self.settings.clock.now().timestamp_micros());
+                } else if run.status == "succeeded" {
                     return Ok(RunOutcome {
                         last_seq: lease.last_seq,
                         processed_events: 0,

@@ -105,3 +105,21 @@ fn outcome_and_result_names_round_trip() {
     assert!(AttemptResult::Aborted.is_failure());
     assert!(!AttemptResult::Success.is_failure());
 }
+
+/// The fold stores each task's facts as JSON and reloads them when a worker did not keep the
+/// project in memory; `verify` recomputes without reloading. Any drift in the last digit of
+/// an accumulated duration would be a verify mismatch, so every f64 must read back exactly.
+#[test]
+fn accumulated_durations_survive_a_json_round_trip_exactly() {
+    let mut task = TaskFacts::new("t", chrono::DateTime::UNIX_EPOCH);
+    let mut total = 0.0_f64;
+    for i in 0..20_000u64 {
+        // Microsecond-precision stays, summed as the fold sums them.
+        total += ((i * 7_919 + 13) % 2_000_003) as f64 / 1e6;
+        task.time_in_state_seconds
+            .add(TaskState::Implemented, total.fract() + 0.000_001);
+        let json = serde_json::to_string(&task).unwrap();
+        let back: TaskFacts = serde_json::from_str(&json).unwrap();
+        assert_eq!(back, task, "value {total}");
+    }
+}

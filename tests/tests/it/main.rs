@@ -4,6 +4,7 @@
 // Tests fail by panicking.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod alerts;
 mod auth;
 mod docs;
 mod fold;
@@ -13,5 +14,6 @@ mod metrics_api;
 mod migrations;
 mod ops;
 mod query_plans;
+mod reliability;
 mod scenario;
 mod sequence;

@@ -9,8 +9,8 @@ use std::time::{Duration, Instant};
 use chrono::Duration as Span;
 use flowmeter_tests::events::{t, EventBuilder};
 use flowmeter_tests::worker::{
-    assert_verified, backfill, dump_read_model, metric_value, verify, worker, worker_json,
-    WorkerProcess,
+    assert_verified, backfill, dump_read_model, metric_value, verify, wait_until_caught_up, worker,
+    worker_json, WorkerProcess,
 };
 use flowmeter_tests::{TestApp, TestDb};
 use serde_json::{json, Value};
@@ -194,40 +194,4 @@ async fn assignee(client: &tokio_postgres::Client, project: Uuid) -> Option<Stri
         .await
         .unwrap()
         .get(0)
-}
-
-async fn wait_until_caught_up(
-    client: &tokio_postgres::Client,
-    projects: &[Uuid],
-    within: Duration,
-) {
-    let started = Instant::now();
-    loop {
-        let mut done = true;
-        for project in projects {
-            let row = client
-                .query_opt(
-                    "SELECT c.last_seq = h.last_seq AND c.last_snapshot_at IS NOT NULL
-                       FROM event_stream_head h LEFT JOIN metrics_job_checkpoint c USING (project_id)
-                      WHERE h.project_id = $1",
-                    &[project],
-                )
-                .await
-                .unwrap();
-            if !row
-                .and_then(|r| r.get::<_, Option<bool>>(0))
-                .unwrap_or(false)
-            {
-                done = false;
-            }
-        }
-        if done {
-            return;
-        }
-        assert!(
-            started.elapsed() < within,
-            "workers did not catch up within {within:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
 }

@@ -198,13 +198,15 @@ fn parse_ack_body(body: &[u8]) -> Result<(Option<String>, Option<i64>), ApiError
         None | Some(Value::Null) => None,
         Some(value) => match value.as_i64() {
             Some(m) if (1..=MAX_EXPIRY_MINUTES).contains(&m) => Some(m),
-            _ => return Err(ApiError::invalid_field(
-                "expires_in_minutes",
-                format!(
+            _ => {
+                return Err(ApiError::invalid_field(
+                    "expires_in_minutes",
+                    format!(
                     "expires_in_minutes must be a whole number of minutes, 1–{MAX_EXPIRY_MINUTES}"
                 ),
-                &[],
-            )),
+                    &[],
+                ))
+            }
         },
     };
     Ok((reason, expires))
