@@ -1,6 +1,7 @@
 //! The operations kit: the smoke script, the rollback script and its rehearsal, the
 //! Grafana dashboards and the Prometheus rules, run the way an operator runs them.
 
+mod delivery_rules;
 mod observability;
 mod rehearsal;
 mod rollback;
