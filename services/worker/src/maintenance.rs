@@ -162,7 +162,7 @@ impl Worker {
                 }
                 Step::Snapshot(captured_at, at_seq, gap_filled) => {
                     snapshot_taken = at_seq == head;
-                    self.snapshot_delta(&tx, &state, captured_at, at_seq, gap_filled)
+                    self.snapshot_delta(&tx, &mut state, captured_at, at_seq, gap_filled)
                         .await?
                 }
             };
@@ -172,7 +172,7 @@ impl Worker {
         if !snapshot_taken {
             let now = self.settings.clock.now();
             let delta = self
-                .snapshot_delta(&tx, &state, now, last_seq, true)
+                .snapshot_delta(&tx, &mut state, now, last_seq, true)
                 .await?;
             store::write_delta(&tx, &state, &delta, last_seq).await?;
             captured_at = Some(now);
@@ -204,7 +204,7 @@ impl Worker {
     async fn snapshot_delta(
         &self,
         client: &impl GenericClient,
-        state: &ProjectState,
+        state: &mut ProjectState,
         now: DateTime<Utc>,
         as_of_seq: i64,
         gap_filled: bool,

@@ -40,7 +40,7 @@ fn fold_one_demo_project() {
     let mut deltas = 0;
     for chunk in events.chunks(10_000) {
         let delta = state.fold_batch(chunk);
-        deltas += delta.trend_set.len() + delta.trend_add.len() + delta.drilldown_set.len();
+        deltas += delta.trend_set.len() + delta.trend_add.len() + delta.tasks.len();
     }
     let fold = started.elapsed();
     let started = Instant::now();

@@ -183,7 +183,18 @@ pub async fn load_state(
         milestones: load_milestones(client, project_id).await?,
     };
     let phases = load_phases(client, project_id).await?;
-    Ok(ProjectState::from_parts(project_id, facts, phases, cursors))
+    let mut state = ProjectState::from_parts(project_id, facts, phases, cursors);
+    // Tasks written after the latest snapshot still owe their drill-down rows to the next.
+    let pending = client
+        .query(
+            "SELECT task_id FROM metrics_task WHERE project_id = $1
+                AND last_seq > COALESCE((SELECT max(as_of_seq) FROM metrics_summary
+                                          WHERE project_id = $1), 0)",
+            &[&project_id],
+        )
+        .await?;
+    state.drilldown_pending = pending.iter().map(|r| r.get(0)).collect();
+    Ok(state)
 }
 
 /// The whole stored read model of a project (for `verify`).

@@ -3,6 +3,7 @@
 use chrono::{DateTime, NaiveDate, Utc};
 use deadpool_postgres::GenericClient;
 use flowmeter_shared::metrics::TaskFacts;
+use flowmeter_shared::read_model::DrilldownRow;
 use serde_json::Value;
 use uuid::Uuid;
 
@@ -23,7 +24,7 @@ pub async fn write_delta(
     write_counters(client, project, delta, last_seq).await?;
     write_trend(client, project, delta).await?;
     write_breakdown(client, project, delta).await?;
-    write_drilldown(client, project, delta).await?;
+    write_drilldown(client, state, delta).await?;
     write_quarantine(client, project, delta).await?;
     if let Some(summary) = &delta.summary {
         // Keep one snapshot per hour: the newest replaces earlier ones of the same hour.
@@ -438,62 +439,74 @@ async fn write_breakdown(
     Ok(())
 }
 
+/// Tasks whose drill-down rows go into one statement: bounds the rows held in memory when a
+/// snapshot writes every task changed during a long catch-up.
+const DRILLDOWN_TASKS_PER_STATEMENT: usize = 2_000;
+
 async fn write_drilldown(
     client: &impl GenericClient,
-    project: Uuid,
+    state: &ProjectState,
     delta: &Delta,
 ) -> anyhow::Result<()> {
-    if !delta.drilldown_delete.is_empty() {
-        let metric: Vec<&str> = delta
-            .drilldown_delete
-            .iter()
-            .map(|(m, _)| m.as_str())
-            .collect();
-        let task: Vec<&str> = delta
-            .drilldown_delete
-            .iter()
-            .map(|(_, t)| t.as_str())
-            .collect();
-        client
-            .execute(
-                "DELETE FROM metrics_drilldown d USING UNNEST($2::text[], $3::text[]) AS r(m, t)
-                  WHERE d.project_id = $1 AND d.metric_key = r.m AND d.task_id = r.t",
-                &[&project, &metric, &task],
-            )
-            .await?;
-    }
-    if let Some((metrics, _)) = &delta.drilldown_replace {
+    let project = state.project_id;
+    if let Some((metrics, rows)) = &delta.drilldown_replace {
         client
             .execute(
                 "DELETE FROM metrics_drilldown WHERE project_id = $1 AND metric_key = ANY($2)",
                 &[&project, metrics],
             )
             .await?;
+        let rows: Vec<_> = rows
+            .iter()
+            .map(|((metric, task), row)| (metric.as_str(), task.as_str(), row))
+            .collect();
+        upsert_drilldown(client, project, &rows).await?;
     }
-    let replaced = delta
-        .drilldown_replace
-        .iter()
-        .flat_map(|(_, rows)| rows.iter());
-    let rows: Vec<_> = delta.drilldown_set.iter().chain(replaced).collect();
+    let tasks: Vec<&String> = delta.drilldown_tasks.iter().collect();
+    for chunk in tasks.chunks(DRILLDOWN_TASKS_PER_STATEMENT) {
+        let owned: Vec<(&str, Vec<(&'static str, DrilldownRow)>)> = chunk
+            .iter()
+            .map(|id| (id.as_str(), state.task_rows(id)))
+            .collect();
+        let rows: Vec<_> = owned
+            .iter()
+            .flat_map(|(id, rows)| rows.iter().map(move |(metric, row)| (*metric, *id, row)))
+            .collect();
+        upsert_drilldown(client, project, &rows).await?;
+    }
+    Ok(())
+}
+
+async fn upsert_drilldown(
+    client: &impl GenericClient,
+    project: Uuid,
+    rows: &[(&str, &str, &DrilldownRow)],
+) -> anyhow::Result<()> {
     if rows.is_empty() {
         return Ok(());
     }
-    let metric: Vec<&str> = rows.iter().map(|((m, _), _)| m.as_str()).collect();
-    let task: Vec<&str> = rows.iter().map(|((_, t), _)| t.as_str()).collect();
-    let value: Vec<f64> = rows.iter().map(|(_, r)| r.value).collect();
-    let ts: Vec<DateTime<Utc>> = rows.iter().map(|(_, r)| r.ts).collect();
-    let title: Vec<Option<&str>> = rows.iter().map(|(_, r)| r.title.as_deref()).collect();
-    let phase: Vec<Option<&str>> = rows.iter().map(|(_, r)| r.phase_id.as_deref()).collect();
+    let metric: Vec<&str> = rows.iter().map(|(m, _, _)| *m).collect();
+    let task: Vec<&str> = rows.iter().map(|(_, t, _)| *t).collect();
+    let value: Vec<f64> = rows.iter().map(|(_, _, r)| r.value).collect();
+    let ts: Vec<DateTime<Utc>> = rows.iter().map(|(_, _, r)| r.ts).collect();
+    let title: Vec<Option<&str>> = rows.iter().map(|(_, _, r)| r.title.as_deref()).collect();
+    let phase: Vec<Option<&str>> = rows.iter().map(|(_, _, r)| r.phase_id.as_deref()).collect();
     let milestone: Vec<Option<&str>> = rows
         .iter()
-        .map(|(_, r)| r.milestone_id.as_deref())
+        .map(|(_, _, r)| r.milestone_id.as_deref())
         .collect();
-    let assignee: Vec<Option<&str>> = rows.iter().map(|(_, r)| r.assignee.as_deref()).collect();
-    let class: Vec<Option<&str>> = rows.iter().map(|(_, r)| r.task_class.as_deref()).collect();
-    let state: Vec<&str> = rows.iter().map(|(_, r)| r.state.as_str()).collect();
-    let factors: Vec<&Value> = rows.iter().map(|(_, r)| &r.contributing_factors).collect();
-    client
-        .execute(
+    let assignee: Vec<Option<&str>> = rows.iter().map(|(_, _, r)| r.assignee.as_deref()).collect();
+    let class: Vec<Option<&str>> = rows
+        .iter()
+        .map(|(_, _, r)| r.task_class.as_deref())
+        .collect();
+    let task_state: Vec<&str> = rows.iter().map(|(_, _, r)| r.state.as_str()).collect();
+    let factors: Vec<&Value> = rows
+        .iter()
+        .map(|(_, _, r)| &r.contributing_factors)
+        .collect();
+    let stmt = client
+        .prepare_cached(
             "INSERT INTO metrics_drilldown (project_id, metric_key, task_id, value, ts, title, phase_id,
                  milestone_id, assignee, task_class, state, contributing_factors)
              SELECT $1, * FROM UNNEST($2::text[], $3::text[], $4::float8[], $5::timestamptz[], $6::text[],
@@ -503,7 +516,12 @@ async fn write_drilldown(
                  milestone_id = EXCLUDED.milestone_id, assignee = EXCLUDED.assignee,
                  task_class = EXCLUDED.task_class, state = EXCLUDED.state,
                  contributing_factors = EXCLUDED.contributing_factors",
-            &[&project, &metric, &task, &value, &ts, &title, &phase, &milestone, &assignee, &class, &state, &factors],
+        )
+        .await?;
+    client
+        .execute(
+            &stmt,
+            &[&project, &metric, &task, &value, &ts, &title, &phase, &milestone, &assignee, &class, &task_state, &factors],
         )
         .await?;
     Ok(())
