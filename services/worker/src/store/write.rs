@@ -521,7 +521,20 @@ async fn upsert_drilldown(
     client
         .execute(
             &stmt,
-            &[&project, &metric, &task, &value, &ts, &title, &phase, &milestone, &assignee, &class, &task_state, &factors],
+            &[
+                &project,
+                &metric,
+                &task,
+                &value,
+                &ts,
+                &title,
+                &phase,
+                &milestone,
+                &assignee,
+                &class,
+                &task_state,
+                &factors,
+            ],
         )
         .await?;
     Ok(())
