@@ -366,12 +366,19 @@ async fn write_trend(
             .iter()
             .map(|(_, _, b)| *b)
             .collect();
+        // The metric, grain and bucket-range bounds let the index find the rows even when the
+        // planner's statistics of a freshly filled table say the project has almost none (it
+        // then scanned every point of the project per call).
+        let first = bucket.iter().min();
+        let last = bucket.iter().max();
         client
             .execute(
                 "DELETE FROM metrics_trend_point t USING UNNEST($2::text[], $3::text[], $4::timestamptz[]) AS r(m, g, b)
-                  WHERE t.project_id = $1 AND t.metric_key = r.m AND t.time_grain = r.g
+                  WHERE t.project_id = $1 AND t.metric_key = ANY($2) AND t.time_grain = ANY($3)
+                    AND t.time_bucket BETWEEN $5 AND $6
+                    AND t.metric_key = r.m AND t.time_grain = r.g
                     AND t.time_bucket = r.b AND t.dimensions <> '{}'::jsonb",
-                &[&project, &metric, &grain, &bucket],
+                &[&project, &metric, &grain, &bucket, &first, &last],
             )
             .await?;
     }
@@ -441,7 +448,7 @@ async fn write_breakdown(
 
 /// Tasks whose drill-down rows go into one statement: bounds the rows held in memory when a
 /// snapshot writes every task changed during a long catch-up.
-const DRILLDOWN_TASKS_PER_STATEMENT: usize = 2_000;
+const DRILLDOWN_TASKS_PER_STATEMENT: usize = 500;
 
 async fn write_drilldown(
     client: &impl GenericClient,
