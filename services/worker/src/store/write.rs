@@ -2,7 +2,6 @@
 
 use chrono::{DateTime, NaiveDate, Utc};
 use deadpool_postgres::GenericClient;
-use flowmeter_shared::metrics::TaskFacts;
 use flowmeter_shared::read_model::DrilldownRow;
 use serde_json::Value;
 use uuid::Uuid;
@@ -83,21 +82,51 @@ async fn write_tasks(
         .iter()
         .map(|t| t.integration_failures as i32)
         .collect();
-    // Serialized straight to jsonb, without an intermediate serde_json::Value.
-    let facts: Vec<tokio_postgres::types::Json<&TaskFacts>> = tasks
+    // The per-task arrays are jagged, which a multi-dimensional array parameter cannot be,
+    // so each travels as an array literal and is cast per row.
+    let time_in_state: Vec<String> = tasks
         .iter()
-        .map(|t| tokio_postgres::types::Json(*t))
+        .map(|t| {
+            array_literal(
+                t.time_in_state_seconds
+                    .0
+                    .iter()
+                    .map(|s| Some(s.to_string())),
+            )
+        })
+        .collect();
+    let blocked_started: Vec<String> = tasks
+        .iter()
+        .map(|t| {
+            array_literal(
+                t.blocked_episodes
+                    .iter()
+                    .map(|e| Some(timestamp(e.started_at))),
+            )
+        })
+        .collect();
+    let blocked_ended: Vec<String> = tasks
+        .iter()
+        .map(|t| array_literal(t.blocked_episodes.iter().map(|e| e.ended_at.map(timestamp))))
         .collect();
     let stmt = client
         .prepare_cached(
             "INSERT INTO metrics_task (project_id, task_id, title, phase_id, milestone_id, assignee,
                  task_class, priority, state, inferred, created_at, claimed_at, implemented_at,
                  integrated_at, terminal_at, state_entered_at, blocked_since, integration_attempts,
-                 integration_failures, facts, last_seq)
-             SELECT $1, * , $21 FROM UNNEST($2::text[], $3::text[], $4::text[], $5::text[], $6::text[],
+                 integration_failures, time_in_state_seconds, blocked_started_at, blocked_ended_at,
+                 facts, last_seq)
+             SELECT $1, u.id, u.title, u.phase, u.milestone, u.assignee, u.class, u.priority, u.state,
+                 u.inferred, u.created, u.claimed, u.implemented, u.integrated, u.terminal, u.entered,
+                 u.blocked, u.attempts, u.failures, u.times::float8[], u.started::timestamptz[],
+                 u.ended::timestamptz[], NULL, $23
+             FROM UNNEST($2::text[], $3::text[], $4::text[], $5::text[], $6::text[],
                  $7::text[], $8::int8[], $9::text[], $10::bool[], $11::timestamptz[], $12::timestamptz[],
                  $13::timestamptz[], $14::timestamptz[], $15::timestamptz[], $16::timestamptz[],
-                 $17::timestamptz[], $18::int4[], $19::int4[], $20::jsonb[])
+                 $17::timestamptz[], $18::int4[], $19::int4[], $20::text[], $21::text[], $22::text[])
+                 AS u(id, title, phase, milestone, assignee, class, priority, state, inferred, created,
+                      claimed, implemented, integrated, terminal, entered, blocked, attempts, failures,
+                      times, started, ended)
              ON CONFLICT (project_id, task_id) DO UPDATE SET
                  title = EXCLUDED.title, phase_id = EXCLUDED.phase_id, milestone_id = EXCLUDED.milestone_id,
                  assignee = EXCLUDED.assignee, task_class = EXCLUDED.task_class, priority = EXCLUDED.priority,
@@ -106,7 +135,10 @@ async fn write_tasks(
                  integrated_at = EXCLUDED.integrated_at, terminal_at = EXCLUDED.terminal_at,
                  state_entered_at = EXCLUDED.state_entered_at, blocked_since = EXCLUDED.blocked_since,
                  integration_attempts = EXCLUDED.integration_attempts,
-                 integration_failures = EXCLUDED.integration_failures, facts = EXCLUDED.facts,
+                 integration_failures = EXCLUDED.integration_failures,
+                 time_in_state_seconds = EXCLUDED.time_in_state_seconds,
+                 blocked_started_at = EXCLUDED.blocked_started_at,
+                 blocked_ended_at = EXCLUDED.blocked_ended_at, facts = NULL,
                  last_seq = EXCLUDED.last_seq",
         )
         .await?;
@@ -133,12 +165,39 @@ async fn write_tasks(
                 &blocked,
                 &attempts,
                 &failures,
-                &facts,
+                &time_in_state,
+                &blocked_started,
+                &blocked_ended,
                 &last_seq,
             ],
         )
         .await?;
     Ok(())
+}
+
+/// A PostgreSQL array literal of already formatted elements (`None` is NULL).
+fn array_literal(items: impl Iterator<Item = Option<String>>) -> String {
+    let mut out = String::from("{");
+    for (i, item) in items.enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        match item {
+            Some(text) => {
+                out.push('"');
+                out.push_str(&text);
+                out.push('"');
+            }
+            None => out.push_str("NULL"),
+        }
+    }
+    out.push('}');
+    out
+}
+
+/// A timestamp with its full (microsecond) precision, as PostgreSQL parses it.
+fn timestamp(at: DateTime<Utc>) -> String {
+    at.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true)
 }
 
 async fn write_other_projections(
