@@ -31,7 +31,7 @@ fn fold_one_demo_project() {
             event_id: e["event_id"].as_str().unwrap().to_owned(),
             entity_id: e["entity_id"].as_str().unwrap().to_owned(),
             event_type: e["event_type"].as_str().unwrap().to_owned(),
-            payload: e["payload"].clone(),
+            payload: e["payload"].to_string().into(),
             occurred_at: e["occurred_at"].as_str().unwrap().parse().unwrap(),
         })
         .collect();

@@ -12,12 +12,14 @@ use flowmeter_shared::read_model::{
     BreakdownKey, BreakdownValue, Dims, DrilldownRow, Grain, PhaseFacts, QuarantinedEvent,
     SummaryRow, TrendKey, TrendValue,
 };
+use futures_util::TryStreamExt;
 use uuid::Uuid;
 
 use crate::fold::state::Cursors;
 use crate::fold::{LoggedEvent, ProjectState, ReadModel};
 
-/// Up to `limit` events after `after_seq`, in seq order.
+/// Up to `limit` events after `after_seq`, in seq order. Rows are converted as they arrive,
+/// so a batch is never held twice (as rows and as events).
 pub async fn read_events(
     client: &impl GenericClient,
     project_id: Uuid,
@@ -26,24 +28,25 @@ pub async fn read_events(
 ) -> anyhow::Result<Vec<LoggedEvent>> {
     let stmt = client
         .prepare_cached(
-            "SELECT seq, event_id, entity_id, event_type, payload, occurred_at
+            "SELECT seq, event_id, entity_id, event_type, payload::text, occurred_at
                FROM event_log WHERE project_id = $1 AND seq > $2 ORDER BY seq LIMIT $3",
         )
         .await?;
-    let rows = client
-        .query(&stmt, &[&project_id, &after_seq, &limit])
-        .await?;
-    Ok(rows
-        .iter()
-        .map(|r| LoggedEvent {
+    let params: [&(dyn tokio_postgres::types::ToSql + Sync); 3] = [&project_id, &after_seq, &limit];
+    let rows = client.query_raw(&stmt, params).await?;
+    futures_util::pin_mut!(rows);
+    let mut events = Vec::with_capacity(usize::try_from(limit).unwrap_or(0).min(100_000));
+    while let Some(r) = rows.try_next().await? {
+        events.push(LoggedEvent {
             seq: r.get(0),
             event_id: r.get(1),
             entity_id: r.get(2),
             event_type: r.get(3),
-            payload: r.get(4),
+            payload: r.get::<_, String>(4).into_boxed_str(),
             occurred_at: r.get(5),
-        })
-        .collect())
+        });
+    }
+    Ok(events)
 }
 
 fn parse_enum<T: std::str::FromStr>(text: Option<String>) -> anyhow::Result<Option<T>>
