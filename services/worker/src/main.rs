@@ -2,6 +2,11 @@ use clap::Parser;
 use flowmeter_shared::telemetry;
 use flowmeter_worker::cli::{settings_from_env, Cli};
 
+// The fold allocates many small, short-lived values per event; mimalloc serves them faster
+// than the system allocator and gives freed pages back, which keeps peak RSS down.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
     let cli = Cli::parse();

@@ -165,7 +165,7 @@ impl Worker {
                 Step::Snapshot(captured_at, at_seq, gap_filled) => {
                     snapshot_taken = at_seq == head;
                     let delta = self
-                        .snapshot_delta(&tx, &state, captured_at, at_seq, gap_filled)
+                        .snapshot_delta(&tx, &mut state, captured_at, at_seq, gap_filled)
                         .await?;
                     store::write_delta(&tx, &state, &delta, last_seq).await?;
                     self.after_snapshot(&tx, &state, &delta, SnapshotKind::Reproduced)
@@ -179,7 +179,7 @@ impl Worker {
         if !snapshot_taken {
             let now = self.settings.clock.now();
             let delta = self
-                .snapshot_delta(&tx, &state, now, last_seq, true)
+                .snapshot_delta(&tx, &mut state, now, last_seq, true)
                 .await?;
             store::write_delta(&tx, &state, &delta, last_seq).await?;
             self.after_snapshot(&tx, &state, &delta, SnapshotKind::New)
@@ -234,7 +234,7 @@ impl Worker {
     async fn snapshot_delta(
         &self,
         client: &impl GenericClient,
-        state: &ProjectState,
+        state: &mut ProjectState,
         now: DateTime<Utc>,
         as_of_seq: i64,
         gap_filled: bool,

@@ -4,6 +4,7 @@
 //! back off exponentially and stall the project after the mode's maximum of retries.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -148,6 +149,9 @@ pub struct Worker {
     /// Metrics.
     pub metrics: Arc<WorkerMetrics>,
     cache: Mutex<HashMap<Uuid, Cached>>,
+    /// Project states held by runs in flight; with the cached ones they stay within
+    /// `state_cache`, which bounds the worker's memory.
+    states_in_use: AtomicUsize,
     last_snapshot: Mutex<HashMap<Uuid, Instant>>,
 }
 
@@ -166,7 +170,18 @@ impl Worker {
             worker_id,
             metrics,
             cache: Mutex::new(HashMap::new()),
+            states_in_use: AtomicUsize::new(0),
             last_snapshot: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Drops cached states (of other projects) until at most `room` remain.
+    fn trim_cache(cache: &mut HashMap<Uuid, Cached>, room: usize) {
+        while cache.len() > room {
+            let Some(evict) = cache.keys().next().copied() else {
+                break;
+            };
+            cache.remove(&evict);
         }
     }
 
@@ -177,16 +192,17 @@ impl Worker {
             .then_some(cached.state)
     }
 
+    /// Keeps a run's state for the project's next run, within `state_cache` states counting
+    /// those other runs still hold (called while this run still counts as in use).
     fn put_cached(&self, generation: i64, last_seq: i64, state: ProjectState) {
         if let Ok(mut cache) = self.cache.lock() {
-            if self.settings.state_cache == 0 {
+            let others_in_use = self.states_in_use.load(Ordering::SeqCst).saturating_sub(1);
+            let room = self.settings.state_cache.saturating_sub(others_in_use);
+            if room == 0 {
                 return;
             }
-            if cache.len() >= self.settings.state_cache && !cache.contains_key(&state.project_id) {
-                if let Some(evict) = cache.keys().next().copied() {
-                    cache.remove(&evict);
-                }
-            }
+            cache.remove(&state.project_id);
+            Self::trim_cache(&mut cache, room - 1);
             cache.insert(
                 state.project_id,
                 Cached {
@@ -217,6 +233,11 @@ impl Worker {
     ) -> anyhow::Result<ProjectState> {
         if let Some(state) = self.take_cached(lease) {
             return Ok(state);
+        }
+        // Make room before loading, so the peak holds no more states than allowed.
+        if let Ok(mut cache) = self.cache.lock() {
+            let in_use = self.states_in_use.load(Ordering::SeqCst);
+            Self::trim_cache(&mut cache, self.settings.state_cache.saturating_sub(in_use));
         }
         let cursors: Cursors = serde_json::from_value(lease.fold_state.clone()).unwrap_or_default();
         store::load_state(client, lease.project_id, cursors).await
@@ -383,6 +404,7 @@ impl Worker {
                 quarantined: 0,
             });
         }
+        let _in_use = InUse::new(&self.states_in_use);
         let mut state = self.state_for(&tx, lease).await?;
         timer.mark("load");
         let delta = state.fold_batch(&events);
@@ -482,6 +504,22 @@ impl Worker {
             snapshot_at,
             quarantined,
         })
+    }
+}
+
+/// Counts a run's project state as in use until the run ends (whatever way it ends).
+struct InUse<'a>(&'a AtomicUsize);
+
+impl<'a> InUse<'a> {
+    fn new(counter: &'a AtomicUsize) -> Self {
+        counter.fetch_add(1, Ordering::SeqCst);
+        Self(counter)
+    }
+}
+
+impl Drop for InUse<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
     }
 }
 

@@ -3,7 +3,7 @@
 //! finished attempts in time order, because "retry" and "recovery" are about what happened to
 //! the same task after a failure.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashSet};
 
 use chrono::{DateTime, TimeDelta, Utc};
 
@@ -94,15 +94,42 @@ pub fn integration_outcomes(facts: &ProjectFacts, now: DateTime<Utc>) -> Integra
 /// later success (abandoned, cancelled, or integrated outside the attempt flow) the failure
 /// has no recovery to measure and only lowers the success rate.
 pub fn recovery_minutes(facts: &ProjectFacts, now: DateTime<Utc>) -> Vec<f64> {
-    let open_tasks: HashMap<&str, bool> = facts
-        .tasks
+    recovery_samples(facts, &timelines(&facts.attempts, now, FLOW_WINDOW), now)
+}
+
+/// [`recovery_minutes`] over timelines already gathered. Only failures without a later
+/// success need their task's state, so the task list is scanned only when there are some.
+fn recovery_samples(
+    facts: &ProjectFacts,
+    per_task: &BTreeMap<&str, Vec<Finish>>,
+    now: DateTime<Utc>,
+) -> Vec<f64> {
+    let unrecovered: HashSet<&str> = per_task
         .iter()
-        .map(|task| (task.task_id.as_str(), !task.state.is_terminal()))
+        .filter(|(_, timeline)| {
+            timeline.iter().enumerate().any(|(index, (_, result))| {
+                result.is_failure()
+                    && !timeline[index + 1..]
+                        .iter()
+                        .any(|(_, r)| *r == AttemptResult::Success)
+            })
+        })
+        .map(|(task_id, _)| *task_id)
         .collect();
+    let closed_tasks: HashSet<&str> = if unrecovered.is_empty() {
+        HashSet::new()
+    } else {
+        facts
+            .tasks
+            .iter()
+            .filter(|task| task.state.is_terminal() && unrecovered.contains(task.task_id.as_str()))
+            .map(|task| task.task_id.as_str())
+            .collect()
+    };
     let mut samples = Vec::new();
-    for (task_id, timeline) in timelines(&facts.attempts, now, FLOW_WINDOW) {
+    for (task_id, timeline) in per_task {
         // Unknown tasks are treated as open: nothing says the failure was given up.
-        let task_open = open_tasks.get(task_id).copied().unwrap_or(true);
+        let task_open = !closed_tasks.contains(task_id);
         for (index, (failed_at, result)) in timeline.iter().enumerate() {
             if !result.is_failure() {
                 continue;
@@ -140,11 +167,9 @@ pub fn integration_reliability_score(
     facts: &ProjectFacts,
     now: DateTime<Utc>,
 ) -> IntegrationReliabilityScore {
-    let finishes: Vec<Finish> = timelines(&facts.attempts, now, FLOW_WINDOW)
-        .into_values()
-        .flatten()
-        .collect();
-    if finishes.is_empty() {
+    let per_task = timelines(&facts.attempts, now, FLOW_WINDOW);
+    let finished = per_task.values().map(Vec::len).sum::<usize>();
+    if finished == 0 {
         return IntegrationReliabilityScore {
             value: None,
             success_rate: None,
@@ -152,13 +177,14 @@ pub fn integration_reliability_score(
             reason: Some(reasons::NO_FINISHED_ATTEMPTS.to_owned()),
         };
     }
-    let successes = finishes
-        .iter()
+    let successes = per_task
+        .values()
+        .flatten()
         .filter(|(_, r)| *r == AttemptResult::Success)
         .count();
-    let failures = finishes.len() - successes;
-    let success_rate = successes as f64 / finishes.len() as f64;
-    let mean_recovery = mean(&recovery_minutes(facts, now));
+    let failures = finished - successes;
+    let success_rate = successes as f64 / finished as f64;
+    let mean_recovery = mean(&recovery_samples(facts, &per_task, now));
     let value = irs_combine(success_rate, recovery_speed(mean_recovery));
     let reason = match (mean_recovery, failures) {
         (Some(_), _) => None,

@@ -1,6 +1,8 @@
 //! Drill-down rows (SPEC §4.1): one per (metric, task), carrying the task's context and the
-//! factors that explain its number. Durations and marks of a task are written when the task
-//! changes; ages of WIP, blocked and backlog tasks are rewritten at every snapshot.
+//! factors that explain its number. Durations and marks of the tasks that changed since the
+//! previous snapshot are written with the next snapshot (they are a read model of it, so a
+//! task folded in many batches is written once); ages of WIP, blocked and backlog tasks are
+//! rewritten at every snapshot.
 
 use std::collections::BTreeMap;
 
@@ -10,14 +12,11 @@ use flowmeter_shared::metrics::stats::{round_duration, round_ratio};
 use flowmeter_shared::metrics::{TaskFacts, TaskState};
 use serde_json::{json, Value};
 
-use super::model::{keys, Delta, DrilldownRow};
+use super::model::{keys, DrilldownRow};
 use super::state::ProjectState;
 
 /// Metrics whose rows are ages as of the snapshot.
 pub const SNAPSHOT_METRICS: [&str; 3] = [keys::WIP, keys::BLOCKED, keys::BACKLOG];
-
-/// Metrics whose rows exist only for integrated tasks.
-const INTEGRATED_METRICS: [&str; 3] = [keys::THROUGHPUT, keys::CYCLE_TIME, keys::LEAD_TIME];
 
 fn stage_name(stage: Stage) -> &'static str {
     match stage {
@@ -118,55 +117,36 @@ fn settled_at(task: &TaskFacts) -> DateTime<Utc> {
 }
 
 impl ProjectState {
-    /// Writes the event-driven rows (arrivals, throughput, cycle and lead time) of every
-    /// task changed in this delta.
-    pub fn write_task_rows(&self, delta: &mut Delta) {
-        let changed: Vec<String> = delta.tasks.iter().cloned().collect();
-        for id in changed {
-            let Some(task) = self.task(&id) else { continue };
-            let factors = contributing_factors(task, settled_at(task));
-            delta.drilldown_set.insert(
-                (keys::ARRIVALS.to_owned(), id.clone()),
-                row(task, 1.0, task.created_at, factors.clone()),
-            );
-            match task.integrated_at {
-                Some(integrated_at) => {
-                    let marks = [
-                        (keys::THROUGHPUT, Some(1.0)),
-                        (
-                            keys::CYCLE_TIME,
-                            task.cycle_time_seconds().map(|s| round_duration(s / 60.0)),
-                        ),
-                        (
-                            keys::LEAD_TIME,
-                            task.lead_time_seconds().map(|s| round_duration(s / 60.0)),
-                        ),
-                    ];
-                    for (metric, value) in marks {
-                        let key = (metric.to_owned(), id.clone());
-                        match value {
-                            Some(value) => {
-                                delta.drilldown_delete.remove(&key);
-                                delta
-                                    .drilldown_set
-                                    .insert(key, row(task, value, integrated_at, factors.clone()));
-                            }
-                            None => {
-                                delta.drilldown_set.remove(&key);
-                                delta.drilldown_delete.insert(key);
-                            }
-                        }
-                    }
-                }
-                None => {
-                    for metric in INTEGRATED_METRICS {
-                        let key = (metric.to_owned(), id.clone());
-                        delta.drilldown_set.remove(&key);
-                        delta.drilldown_delete.insert(key);
-                    }
+    /// The event-driven rows of one task: arrivals always; throughput, cycle and lead time
+    /// once it is integrated (cycle time only when it was claimed). `integrated_at` and
+    /// `claimed_at` are never cleared once set, so a task never loses a row it had: the set
+    /// of rows only grows and rewriting a task's rows needs no delete.
+    pub fn task_rows(&self, id: &str) -> Vec<(&'static str, DrilldownRow)> {
+        let Some(task) = self.task(id) else {
+            return Vec::new();
+        };
+        let factors = contributing_factors(task, settled_at(task));
+        let mut rows = Vec::with_capacity(4);
+        if let Some(integrated_at) = task.integrated_at {
+            let marks = [
+                (keys::THROUGHPUT, Some(1.0)),
+                (
+                    keys::CYCLE_TIME,
+                    task.cycle_time_seconds().map(|s| round_duration(s / 60.0)),
+                ),
+                (
+                    keys::LEAD_TIME,
+                    task.lead_time_seconds().map(|s| round_duration(s / 60.0)),
+                ),
+            ];
+            for (metric, value) in marks {
+                if let Some(value) = value {
+                    rows.push((metric, row(task, value, integrated_at, factors.clone())));
                 }
             }
         }
+        rows.push((keys::ARRIVALS, row(task, 1.0, task.created_at, factors)));
+        rows
     }
 
     /// The snapshot-time rows: ages in hours of WIP, blocked and backlog tasks as of `now`.

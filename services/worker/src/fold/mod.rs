@@ -14,14 +14,14 @@ pub use model::{Delta, ReadModel};
 pub use state::ProjectState;
 
 impl ProjectState {
-    /// Folds a batch of events (in seq order) into one delta, including the drill-down rows
-    /// of the tasks they changed.
+    /// Folds a batch of events (in seq order) into one delta. The tasks it changed are
+    /// remembered for the drill-down rows of the next snapshot.
     pub fn fold_batch(&mut self, events: &[LoggedEvent]) -> Delta {
         let mut delta = Delta::default();
         for event in events {
             self.apply(event, &mut delta);
         }
-        self.write_task_rows(&mut delta);
+        self.drilldown_pending.extend(delta.tasks.iter().cloned());
         delta
     }
 }

@@ -47,10 +47,10 @@ pub struct Delta {
     pub breakdown_set: BTreeMap<BreakdownKey, BreakdownValue>,
     /// (metric, day) whose breakdown points are replaced wholesale by `breakdown_set`.
     pub breakdown_replace: BTreeSet<(String, NaiveDate)>,
-    /// Drill-down rows to write.
-    pub drilldown_set: BTreeMap<(String, String), DrilldownRow>,
-    /// Drill-down rows to remove.
-    pub drilldown_delete: BTreeSet<(String, String)>,
+    /// Tasks whose event-driven drill-down rows (arrivals, throughput, cycle and lead
+    /// time) are rewritten from the state (`ProjectState::task_rows`); a snapshot carries
+    /// every task changed since the previous one.
+    pub drilldown_tasks: BTreeSet<String>,
     /// Metrics whose drill-down rows are replaced wholesale (snapshot-time metrics).
     pub drilldown_replace: Option<(Vec<String>, DrilldownRows)>,
     /// Poison events, by seq.
@@ -187,11 +187,10 @@ impl ReadModel {
         for (key, value) in &delta.breakdown_set {
             self.breakdown.insert(key.clone(), *value);
         }
-        for key in &delta.drilldown_delete {
-            self.drilldown.remove(key);
-        }
-        for (key, row) in &delta.drilldown_set {
-            self.drilldown.insert(key.clone(), row.clone());
+        for id in &delta.drilldown_tasks {
+            for (metric, row) in state.task_rows(id) {
+                self.drilldown.insert((metric.to_owned(), id.clone()), row);
+            }
         }
         if let Some((metrics, rows)) = &delta.drilldown_replace {
             self.drilldown

@@ -18,14 +18,15 @@ pub fn dpi_reference_bucket(now: DateTime<Utc>) -> DateTime<Utc> {
 }
 
 impl ProjectState {
-    /// Computes the snapshot as of `now`. `stored_dpi` looks up a stored day point of DPI
+    /// Computes the snapshot as of `now`, including the drill-down rows of the tasks changed
+    /// since the previous snapshot (which it marks as written). `stored_dpi` looks up a stored day point of DPI
     /// (outer `None`: no such point); points this snapshot itself writes take precedence.
     ///
     /// `fill_gap` writes the buckets between event time and `now` too. A snapshot taken
     /// while the project is still catching up skips them: the events still to come close
     /// those buckets and overwrite whatever it wrote, so the work would be thrown away.
     pub fn snapshot(
-        &self,
+        &mut self,
         now: DateTime<Utc>,
         as_of_seq: i64,
         fill_gap: bool,
@@ -54,6 +55,7 @@ impl ProjectState {
         // The open bucket of every grain, as of now: the same computation as a close,
         // ending at `now`, with scores at every grain.
         self.open_buckets(now, &mut delta);
+        delta.drilldown_tasks = std::mem::take(&mut self.drilldown_pending);
         delta.drilldown_replace = Some((
             SNAPSHOT_METRICS.iter().map(|m| (*m).to_owned()).collect(),
             self.snapshot_rows(now),

@@ -4,7 +4,7 @@
 //! task goes through [`ProjectState::update_task`], which removes the task's contribution to
 //! the caches, applies the change and adds it back, so the caches cannot drift.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use chrono::{DateTime, Utc};
 use flowmeter_shared::metrics::{
@@ -79,6 +79,9 @@ pub struct ProjectState {
     pub levels_by_dimension: BTreeMap<(&'static str, String), LevelCount>,
     /// Integrated tasks by (integrated_at, task_id).
     pub integrated: BTreeMap<(DateTime<Utc>, String), IntegratedSample>,
+    /// Tasks changed since the last snapshot, whose drill-down rows the next snapshot
+    /// writes. Loading from the projections restores it from `metrics_task.last_seq`.
+    pub drilldown_pending: BTreeSet<String>,
 }
 
 /// The value of one breakdown dimension for a task ("" when it has none).
@@ -125,6 +128,7 @@ impl ProjectState {
             levels_by_dims: BTreeMap::new(),
             levels_by_dimension: BTreeMap::new(),
             integrated: BTreeMap::new(),
+            drilldown_pending: BTreeSet::new(),
         };
         for (i, task) in state.facts.tasks.iter().enumerate() {
             state.task_index.insert(task.task_id.clone(), i);

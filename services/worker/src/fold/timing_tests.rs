@@ -31,7 +31,7 @@ fn fold_one_demo_project() {
             event_id: e["event_id"].as_str().unwrap().to_owned(),
             entity_id: e["entity_id"].as_str().unwrap().to_owned(),
             event_type: e["event_type"].as_str().unwrap().to_owned(),
-            payload: e["payload"].clone(),
+            payload: e["payload"].to_string().into(),
             occurred_at: e["occurred_at"].as_str().unwrap().parse().unwrap(),
         })
         .collect();
@@ -40,7 +40,7 @@ fn fold_one_demo_project() {
     let mut deltas = 0;
     for chunk in events.chunks(10_000) {
         let delta = state.fold_batch(chunk);
-        deltas += delta.trend_set.len() + delta.trend_add.len() + delta.drilldown_set.len();
+        deltas += delta.trend_set.len() + delta.trend_add.len() + delta.tasks.len();
     }
     let fold = started.elapsed();
     let started = Instant::now();

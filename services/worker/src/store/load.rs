@@ -5,17 +5,21 @@ use std::collections::BTreeMap;
 use anyhow::Context;
 use chrono::{DateTime, Utc};
 use deadpool_postgres::GenericClient;
-use flowmeter_shared::metrics::{AttemptFacts, GateFacts, MilestoneFacts, ProjectFacts, TaskFacts};
+use flowmeter_shared::metrics::{
+    AttemptFacts, BlockedEpisode, GateFacts, MilestoneFacts, PerState, ProjectFacts, TaskFacts,
+};
 use flowmeter_shared::read_model::{
     BreakdownKey, BreakdownValue, Dims, DrilldownRow, Grain, PhaseFacts, QuarantinedEvent,
     SummaryRow, TrendKey, TrendValue,
 };
+use futures_util::TryStreamExt;
 use uuid::Uuid;
 
 use crate::fold::state::Cursors;
 use crate::fold::{LoggedEvent, ProjectState, ReadModel};
 
-/// Up to `limit` events after `after_seq`, in seq order.
+/// Up to `limit` events after `after_seq`, in seq order. Rows are converted as they arrive,
+/// so a batch is never held twice (as rows and as events).
 pub async fn read_events(
     client: &impl GenericClient,
     project_id: Uuid,
@@ -24,24 +28,25 @@ pub async fn read_events(
 ) -> anyhow::Result<Vec<LoggedEvent>> {
     let stmt = client
         .prepare_cached(
-            "SELECT seq, event_id, entity_id, event_type, payload, occurred_at
+            "SELECT seq, event_id, entity_id, event_type, payload::text, occurred_at
                FROM event_log WHERE project_id = $1 AND seq > $2 ORDER BY seq LIMIT $3",
         )
         .await?;
-    let rows = client
-        .query(&stmt, &[&project_id, &after_seq, &limit])
-        .await?;
-    Ok(rows
-        .iter()
-        .map(|r| LoggedEvent {
+    let params: [&(dyn tokio_postgres::types::ToSql + Sync); 3] = [&project_id, &after_seq, &limit];
+    let rows = client.query_raw(&stmt, params).await?;
+    futures_util::pin_mut!(rows);
+    let mut events = Vec::with_capacity(usize::try_from(limit).unwrap_or(0).min(100_000));
+    while let Some(r) = rows.try_next().await? {
+        events.push(LoggedEvent {
             seq: r.get(0),
             event_id: r.get(1),
             entity_id: r.get(2),
             event_type: r.get(3),
-            payload: r.get(4),
+            payload: r.get::<_, String>(4).into_boxed_str(),
             occurred_at: r.get(5),
-        })
-        .collect())
+        });
+    }
+    Ok(events)
 }
 
 fn parse_enum<T: std::str::FromStr>(text: Option<String>) -> anyhow::Result<Option<T>>
@@ -58,16 +63,64 @@ async fn load_tasks(
 ) -> anyhow::Result<Vec<TaskFacts>> {
     let rows = client
         .query(
-            "SELECT facts FROM metrics_task WHERE project_id = $1 ORDER BY task_id",
+            "SELECT task_id, title, phase_id, milestone_id, assignee, task_class, priority, state,
+                    inferred, created_at, claimed_at, implemented_at, integrated_at, terminal_at,
+                    state_entered_at, blocked_since, integration_attempts, integration_failures,
+                    time_in_state_seconds, blocked_started_at, blocked_ended_at, facts
+               FROM metrics_task WHERE project_id = $1 ORDER BY task_id",
             &[&project_id],
         )
         .await?;
-    rows.iter()
-        .map(|r| {
-            serde_json::from_value(r.get::<_, serde_json::Value>(0))
-                .context("decoding metrics_task.facts")
-        })
-        .collect()
+    rows.iter().map(task_from_row).collect()
+}
+
+/// A task from its typed columns, or from the JSONB `facts` of a row written before they
+/// existed.
+fn task_from_row(r: &tokio_postgres::Row) -> anyhow::Result<TaskFacts> {
+    let Some(times) = r.get::<_, Option<Vec<f64>>>(18) else {
+        let facts: Option<serde_json::Value> = r.get(21);
+        let facts = facts.context("metrics_task row has neither state columns nor facts")?;
+        return serde_json::from_value(facts).context("decoding metrics_task.facts");
+    };
+    let times: [f64; 11] = times.try_into().map_err(|v: Vec<f64>| {
+        anyhow::anyhow!("time_in_state_seconds has {} entries, not 11", v.len())
+    })?;
+    let started: Vec<DateTime<Utc>> = r.get::<_, Option<_>>(19).unwrap_or_default();
+    let ended: Vec<Option<DateTime<Utc>>> = r.get::<_, Option<_>>(20).unwrap_or_default();
+    anyhow::ensure!(
+        started.len() == ended.len(),
+        "blocked episode arrays differ in length"
+    );
+    let state: String = r.get(7);
+    Ok(TaskFacts {
+        task_id: r.get(0),
+        title: r.get(1),
+        phase_id: r.get(2),
+        milestone_id: r.get(3),
+        assignee: r.get(4),
+        task_class: r.get(5),
+        priority: r.get(6),
+        state: state.parse().map_err(|e| anyhow::anyhow!("{e}"))?,
+        inferred: r.get(8),
+        created_at: r.get(9),
+        claimed_at: r.get(10),
+        implemented_at: r.get(11),
+        integrated_at: r.get(12),
+        terminal_at: r.get(13),
+        state_entered_at: r.get(14),
+        blocked_since: r.get(15),
+        time_in_state_seconds: PerState(times),
+        blocked_episodes: started
+            .into_iter()
+            .zip(ended)
+            .map(|(started_at, ended_at)| BlockedEpisode {
+                started_at,
+                ended_at,
+            })
+            .collect(),
+        integration_attempts: u32::try_from(r.get::<_, i32>(16))?,
+        integration_failures: u32::try_from(r.get::<_, i32>(17))?,
+    })
 }
 
 async fn load_gates(
@@ -183,7 +236,18 @@ pub async fn load_state(
         milestones: load_milestones(client, project_id).await?,
     };
     let phases = load_phases(client, project_id).await?;
-    Ok(ProjectState::from_parts(project_id, facts, phases, cursors))
+    let mut state = ProjectState::from_parts(project_id, facts, phases, cursors);
+    // Tasks written after the latest snapshot still owe their drill-down rows to the next.
+    let pending = client
+        .query(
+            "SELECT task_id FROM metrics_task WHERE project_id = $1
+                AND last_seq > COALESCE((SELECT max(as_of_seq) FROM metrics_summary
+                                          WHERE project_id = $1), 0)",
+            &[&project_id],
+        )
+        .await?;
+    state.drilldown_pending = pending.iter().map(|r| r.get(0)).collect();
+    Ok(state)
 }
 
 /// The whole stored read model of a project (for `verify`).

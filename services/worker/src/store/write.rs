@@ -2,7 +2,7 @@
 
 use chrono::{DateTime, NaiveDate, Utc};
 use deadpool_postgres::GenericClient;
-use flowmeter_shared::metrics::TaskFacts;
+use flowmeter_shared::read_model::DrilldownRow;
 use serde_json::Value;
 use uuid::Uuid;
 
@@ -23,7 +23,7 @@ pub async fn write_delta(
     write_counters(client, project, delta, last_seq).await?;
     write_trend(client, project, delta).await?;
     write_breakdown(client, project, delta).await?;
-    write_drilldown(client, project, delta).await?;
+    write_drilldown(client, state, delta).await?;
     write_quarantine(client, project, delta).await?;
     if let Some(summary) = &delta.summary {
         // Keep one snapshot per hour: the newest replaces earlier ones of the same hour.
@@ -82,21 +82,51 @@ async fn write_tasks(
         .iter()
         .map(|t| t.integration_failures as i32)
         .collect();
-    // Serialized straight to jsonb, without an intermediate serde_json::Value.
-    let facts: Vec<tokio_postgres::types::Json<&TaskFacts>> = tasks
+    // The per-task arrays are jagged, which a multi-dimensional array parameter cannot be,
+    // so each travels as an array literal and is cast per row.
+    let time_in_state: Vec<String> = tasks
         .iter()
-        .map(|t| tokio_postgres::types::Json(*t))
+        .map(|t| {
+            array_literal(
+                t.time_in_state_seconds
+                    .0
+                    .iter()
+                    .map(|s| Some(s.to_string())),
+            )
+        })
+        .collect();
+    let blocked_started: Vec<String> = tasks
+        .iter()
+        .map(|t| {
+            array_literal(
+                t.blocked_episodes
+                    .iter()
+                    .map(|e| Some(timestamp(e.started_at))),
+            )
+        })
+        .collect();
+    let blocked_ended: Vec<String> = tasks
+        .iter()
+        .map(|t| array_literal(t.blocked_episodes.iter().map(|e| e.ended_at.map(timestamp))))
         .collect();
     let stmt = client
         .prepare_cached(
             "INSERT INTO metrics_task (project_id, task_id, title, phase_id, milestone_id, assignee,
                  task_class, priority, state, inferred, created_at, claimed_at, implemented_at,
                  integrated_at, terminal_at, state_entered_at, blocked_since, integration_attempts,
-                 integration_failures, facts, last_seq)
-             SELECT $1, * , $21 FROM UNNEST($2::text[], $3::text[], $4::text[], $5::text[], $6::text[],
+                 integration_failures, time_in_state_seconds, blocked_started_at, blocked_ended_at,
+                 facts, last_seq)
+             SELECT $1, u.id, u.title, u.phase, u.milestone, u.assignee, u.class, u.priority, u.state,
+                 u.inferred, u.created, u.claimed, u.implemented, u.integrated, u.terminal, u.entered,
+                 u.blocked, u.attempts, u.failures, u.times::float8[], u.started::timestamptz[],
+                 u.ended::timestamptz[], NULL, $23
+             FROM UNNEST($2::text[], $3::text[], $4::text[], $5::text[], $6::text[],
                  $7::text[], $8::int8[], $9::text[], $10::bool[], $11::timestamptz[], $12::timestamptz[],
                  $13::timestamptz[], $14::timestamptz[], $15::timestamptz[], $16::timestamptz[],
-                 $17::timestamptz[], $18::int4[], $19::int4[], $20::jsonb[])
+                 $17::timestamptz[], $18::int4[], $19::int4[], $20::text[], $21::text[], $22::text[])
+                 AS u(id, title, phase, milestone, assignee, class, priority, state, inferred, created,
+                      claimed, implemented, integrated, terminal, entered, blocked, attempts, failures,
+                      times, started, ended)
              ON CONFLICT (project_id, task_id) DO UPDATE SET
                  title = EXCLUDED.title, phase_id = EXCLUDED.phase_id, milestone_id = EXCLUDED.milestone_id,
                  assignee = EXCLUDED.assignee, task_class = EXCLUDED.task_class, priority = EXCLUDED.priority,
@@ -105,7 +135,10 @@ async fn write_tasks(
                  integrated_at = EXCLUDED.integrated_at, terminal_at = EXCLUDED.terminal_at,
                  state_entered_at = EXCLUDED.state_entered_at, blocked_since = EXCLUDED.blocked_since,
                  integration_attempts = EXCLUDED.integration_attempts,
-                 integration_failures = EXCLUDED.integration_failures, facts = EXCLUDED.facts,
+                 integration_failures = EXCLUDED.integration_failures,
+                 time_in_state_seconds = EXCLUDED.time_in_state_seconds,
+                 blocked_started_at = EXCLUDED.blocked_started_at,
+                 blocked_ended_at = EXCLUDED.blocked_ended_at, facts = NULL,
                  last_seq = EXCLUDED.last_seq",
         )
         .await?;
@@ -132,12 +165,39 @@ async fn write_tasks(
                 &blocked,
                 &attempts,
                 &failures,
-                &facts,
+                &time_in_state,
+                &blocked_started,
+                &blocked_ended,
                 &last_seq,
             ],
         )
         .await?;
     Ok(())
+}
+
+/// A PostgreSQL array literal of already formatted elements (`None` is NULL).
+fn array_literal(items: impl Iterator<Item = Option<String>>) -> String {
+    let mut out = String::from("{");
+    for (i, item) in items.enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        match item {
+            Some(text) => {
+                out.push('"');
+                out.push_str(&text);
+                out.push('"');
+            }
+            None => out.push_str("NULL"),
+        }
+    }
+    out.push('}');
+    out
+}
+
+/// A timestamp with its full (microsecond) precision, as PostgreSQL parses it.
+fn timestamp(at: DateTime<Utc>) -> String {
+    at.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true)
 }
 
 async fn write_other_projections(
@@ -365,12 +425,19 @@ async fn write_trend(
             .iter()
             .map(|(_, _, b)| *b)
             .collect();
+        // The metric, grain and bucket-range bounds let the index find the rows even when the
+        // planner's statistics of a freshly filled table say the project has almost none (it
+        // then scanned every point of the project per call).
+        let first = bucket.iter().min();
+        let last = bucket.iter().max();
         client
             .execute(
                 "DELETE FROM metrics_trend_point t USING UNNEST($2::text[], $3::text[], $4::timestamptz[]) AS r(m, g, b)
-                  WHERE t.project_id = $1 AND t.metric_key = r.m AND t.time_grain = r.g
+                  WHERE t.project_id = $1 AND t.metric_key = ANY($2) AND t.time_grain = ANY($3)
+                    AND t.time_bucket BETWEEN $5 AND $6
+                    AND t.metric_key = r.m AND t.time_grain = r.g
                     AND t.time_bucket = r.b AND t.dimensions <> '{}'::jsonb",
-                &[&project, &metric, &grain, &bucket],
+                &[&project, &metric, &grain, &bucket, &first, &last],
             )
             .await?;
     }
@@ -438,62 +505,74 @@ async fn write_breakdown(
     Ok(())
 }
 
+/// Tasks whose drill-down rows go into one statement: bounds the rows held in memory when a
+/// snapshot writes every task changed during a long catch-up.
+const DRILLDOWN_TASKS_PER_STATEMENT: usize = 500;
+
 async fn write_drilldown(
     client: &impl GenericClient,
-    project: Uuid,
+    state: &ProjectState,
     delta: &Delta,
 ) -> anyhow::Result<()> {
-    if !delta.drilldown_delete.is_empty() {
-        let metric: Vec<&str> = delta
-            .drilldown_delete
-            .iter()
-            .map(|(m, _)| m.as_str())
-            .collect();
-        let task: Vec<&str> = delta
-            .drilldown_delete
-            .iter()
-            .map(|(_, t)| t.as_str())
-            .collect();
-        client
-            .execute(
-                "DELETE FROM metrics_drilldown d USING UNNEST($2::text[], $3::text[]) AS r(m, t)
-                  WHERE d.project_id = $1 AND d.metric_key = r.m AND d.task_id = r.t",
-                &[&project, &metric, &task],
-            )
-            .await?;
-    }
-    if let Some((metrics, _)) = &delta.drilldown_replace {
+    let project = state.project_id;
+    if let Some((metrics, rows)) = &delta.drilldown_replace {
         client
             .execute(
                 "DELETE FROM metrics_drilldown WHERE project_id = $1 AND metric_key = ANY($2)",
                 &[&project, metrics],
             )
             .await?;
+        let rows: Vec<_> = rows
+            .iter()
+            .map(|((metric, task), row)| (metric.as_str(), task.as_str(), row))
+            .collect();
+        upsert_drilldown(client, project, &rows).await?;
     }
-    let replaced = delta
-        .drilldown_replace
-        .iter()
-        .flat_map(|(_, rows)| rows.iter());
-    let rows: Vec<_> = delta.drilldown_set.iter().chain(replaced).collect();
+    let tasks: Vec<&String> = delta.drilldown_tasks.iter().collect();
+    for chunk in tasks.chunks(DRILLDOWN_TASKS_PER_STATEMENT) {
+        let owned: Vec<(&str, Vec<(&'static str, DrilldownRow)>)> = chunk
+            .iter()
+            .map(|id| (id.as_str(), state.task_rows(id)))
+            .collect();
+        let rows: Vec<_> = owned
+            .iter()
+            .flat_map(|(id, rows)| rows.iter().map(move |(metric, row)| (*metric, *id, row)))
+            .collect();
+        upsert_drilldown(client, project, &rows).await?;
+    }
+    Ok(())
+}
+
+async fn upsert_drilldown(
+    client: &impl GenericClient,
+    project: Uuid,
+    rows: &[(&str, &str, &DrilldownRow)],
+) -> anyhow::Result<()> {
     if rows.is_empty() {
         return Ok(());
     }
-    let metric: Vec<&str> = rows.iter().map(|((m, _), _)| m.as_str()).collect();
-    let task: Vec<&str> = rows.iter().map(|((_, t), _)| t.as_str()).collect();
-    let value: Vec<f64> = rows.iter().map(|(_, r)| r.value).collect();
-    let ts: Vec<DateTime<Utc>> = rows.iter().map(|(_, r)| r.ts).collect();
-    let title: Vec<Option<&str>> = rows.iter().map(|(_, r)| r.title.as_deref()).collect();
-    let phase: Vec<Option<&str>> = rows.iter().map(|(_, r)| r.phase_id.as_deref()).collect();
+    let metric: Vec<&str> = rows.iter().map(|(m, _, _)| *m).collect();
+    let task: Vec<&str> = rows.iter().map(|(_, t, _)| *t).collect();
+    let value: Vec<f64> = rows.iter().map(|(_, _, r)| r.value).collect();
+    let ts: Vec<DateTime<Utc>> = rows.iter().map(|(_, _, r)| r.ts).collect();
+    let title: Vec<Option<&str>> = rows.iter().map(|(_, _, r)| r.title.as_deref()).collect();
+    let phase: Vec<Option<&str>> = rows.iter().map(|(_, _, r)| r.phase_id.as_deref()).collect();
     let milestone: Vec<Option<&str>> = rows
         .iter()
-        .map(|(_, r)| r.milestone_id.as_deref())
+        .map(|(_, _, r)| r.milestone_id.as_deref())
         .collect();
-    let assignee: Vec<Option<&str>> = rows.iter().map(|(_, r)| r.assignee.as_deref()).collect();
-    let class: Vec<Option<&str>> = rows.iter().map(|(_, r)| r.task_class.as_deref()).collect();
-    let state: Vec<&str> = rows.iter().map(|(_, r)| r.state.as_str()).collect();
-    let factors: Vec<&Value> = rows.iter().map(|(_, r)| &r.contributing_factors).collect();
-    client
-        .execute(
+    let assignee: Vec<Option<&str>> = rows.iter().map(|(_, _, r)| r.assignee.as_deref()).collect();
+    let class: Vec<Option<&str>> = rows
+        .iter()
+        .map(|(_, _, r)| r.task_class.as_deref())
+        .collect();
+    let task_state: Vec<&str> = rows.iter().map(|(_, _, r)| r.state.as_str()).collect();
+    let factors: Vec<&Value> = rows
+        .iter()
+        .map(|(_, _, r)| &r.contributing_factors)
+        .collect();
+    let stmt = client
+        .prepare_cached(
             "INSERT INTO metrics_drilldown (project_id, metric_key, task_id, value, ts, title, phase_id,
                  milestone_id, assignee, task_class, state, contributing_factors)
              SELECT $1, * FROM UNNEST($2::text[], $3::text[], $4::float8[], $5::timestamptz[], $6::text[],
@@ -503,7 +582,25 @@ async fn write_drilldown(
                  milestone_id = EXCLUDED.milestone_id, assignee = EXCLUDED.assignee,
                  task_class = EXCLUDED.task_class, state = EXCLUDED.state,
                  contributing_factors = EXCLUDED.contributing_factors",
-            &[&project, &metric, &task, &value, &ts, &title, &phase, &milestone, &assignee, &class, &state, &factors],
+        )
+        .await?;
+    client
+        .execute(
+            &stmt,
+            &[
+                &project,
+                &metric,
+                &task,
+                &value,
+                &ts,
+                &title,
+                &phase,
+                &milestone,
+                &assignee,
+                &class,
+                &task_state,
+                &factors,
+            ],
         )
         .await?;
     Ok(())
