@@ -11,6 +11,7 @@ mod http_common;
 mod ingest;
 mod metrics_api;
 mod migrations;
+mod openapi;
 mod query_plans;
 mod scenario;
 mod sequence;

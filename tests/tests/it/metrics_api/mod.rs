@@ -4,6 +4,7 @@
 mod breakdown;
 mod drilldown;
 mod forecast;
+mod shapes;
 mod snapshots;
 mod trends;
 
