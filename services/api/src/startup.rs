@@ -28,6 +28,8 @@ pub struct AppState {
     pub metrics: Arc<ApiMetrics>,
     /// The registry `/metrics` encodes.
     pub registry: Arc<Registry>,
+    /// The last rendered summary per project.
+    pub summaries: routes::metrics::summary::SummaryCache,
 }
 
 /// A path whose other methods answer 405 in our envelope.
@@ -133,6 +135,7 @@ impl Application {
             settings: settings.clone(),
             metrics,
             registry: Arc::new(registry),
+            summaries: Default::default(),
         });
 
         let limiter = web::Data::new(crate::rate_limit::RateLimiter::new(&settings.rate_limits));

@@ -6,6 +6,7 @@ mod drilldown;
 mod forecast;
 mod shapes;
 mod snapshots;
+mod summary_cache;
 mod trends;
 
 use flowmeter_tests::app::{assert_common_headers, assert_error};

@@ -1,12 +1,16 @@
 //! `GET /v1/metrics/summary`: the latest snapshot (or the latest at or before `timestamp`).
-//! The hottest endpoint: one query finds the project, the snapshot and the log head, and the
-//! stored payload is written into the response as it is, without parsing it again.
+//! The hottest endpoint: one statement finds the caller's key, the project, the snapshot
+//! and the log head; the stored payload is written into the response as it is, without
+//! parsing it again; and the rendered response is kept per project until the snapshot row
+//! or the log head changes (see [`SummaryCache`]).
 
-use std::sync::LazyLock;
+use std::collections::HashMap;
+use std::sync::{Arc, LazyLock, Mutex};
 
 use actix_web::http::header;
+use actix_web::web::Bytes;
 use actix_web::{web, HttpRequest, HttpResponse};
-use chrono::SecondsFormat;
+use chrono::{DateTime, SecondsFormat, Utc};
 use flowmeter_shared::auth::Role;
 use flowmeter_shared::db::read_model;
 use flowmeter_shared::metrics::SummaryMetrics;
@@ -16,7 +20,7 @@ use uuid::Uuid;
 
 use super::params::{query_names, Params};
 use super::Freshness;
-use crate::auth::Principal;
+use crate::auth::Credentials;
 use crate::error::{ApiError, ErrorBody};
 use crate::startup::AppState;
 
@@ -68,18 +72,31 @@ pub struct SummaryResponse {
 )]
 pub async fn get_summary(
     req: HttpRequest,
-    principal: Principal,
+    credentials: Credentials,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
     let params = Params::parse(req.query_string(), &PARAMETERS)?;
     let project_id = params.uuid("project_id")?;
-    principal.require(Role::Viewer, project_id)?;
     let at = params.instant("timestamp", false)?;
+    let held = state.summaries.get(project_id);
     let client = state.pool.get().await?;
-    let (snapshot, head) = read_model::summary_lookup(&client, project_id, at)
-        .await?
-        .ok_or_else(|| ApiError::NotFound(format!("no project {project_id}")))?;
-    let snapshot = snapshot.ok_or_else(|| match at {
+    // The key, the project, the snapshot and the log head in one statement; the key is
+    // checked before anything else is revealed.
+    let read = read_model::summary_lookup(
+        &client,
+        project_id,
+        at,
+        credentials.key_hash(),
+        held.as_deref()
+            .map(|h| (h.captured_at, h.row_version.as_str())),
+    )
+    .await?;
+    let principal = credentials.verify(&client, read.key).await?;
+    principal.require(Role::Viewer, project_id)?;
+    if !read.project_exists {
+        return Err(ApiError::NotFound(format!("no project {project_id}")));
+    }
+    let snapshot = read.snapshot.ok_or_else(|| match at {
         Some(at) => ApiError::NotFound(format!(
             "project {project_id} has no snapshot at or before {}",
             at.to_rfc3339_opts(SecondsFormat::Secs, true)
@@ -88,30 +105,123 @@ pub async fn get_summary(
             "project {project_id} has not been folded yet; its first snapshot appears once the worker has run"
         )),
     })?;
-    let identity = format!(
-        "summary?{}|{}|{}|{head}",
-        req.query_string(),
-        snapshot.captured_at.timestamp_micros(),
-        snapshot.as_of_seq
-    );
-    let etag = super::etag(&identity);
-    let captured_at = snapshot
-        .captured_at
-        .to_rfc3339_opts(SecondsFormat::Micros, true);
-    let (mut response, not_modified) = super::validated_response(&req, &state, &etag);
+    let head = read.head;
+    let query = req.query_string();
+    let rendered = match held {
+        Some(held) if held.is_row(&snapshot) && held.head == head && held.query == query => held,
+        _ => {
+            let payload = match (snapshot.payload, &held) {
+                (Some(payload), _) => Arc::<str>::from(payload),
+                // PostgreSQL leaves the payload out only when it is the row we hold.
+                (None, Some(held)) => held.payload.clone(),
+                (None, None) => {
+                    return Err(ApiError::Internal(anyhow::anyhow!(
+                        "the summary lookup left out a payload that is not cached"
+                    )))
+                }
+            };
+            let rendered = Arc::new(RenderedSummary::new(
+                project_id,
+                snapshot.captured_at,
+                snapshot.row_version,
+                snapshot.as_of_seq,
+                payload,
+                head,
+                query,
+            ));
+            state.summaries.put(project_id, rendered.clone());
+            rendered
+        }
+    };
+    let (mut response, not_modified) = super::validated_response(&req, &state, &rendered.etag);
     if not_modified {
         return Ok(response.finish());
     }
-    let body = summary_body(
-        project_id,
-        &captured_at,
-        &snapshot.payload,
-        snapshot.as_of_seq,
-        head,
-    );
     Ok(response
         .insert_header((header::CONTENT_TYPE, "application/json"))
-        .body(body))
+        .body(rendered.body.clone()))
+}
+
+/// The most projects whose rendered summary is kept; past it the cache starts over.
+const MAX_CACHED_PROJECTS: usize = 10_000;
+
+/// The last summary served per project: the snapshot row's payload (so PostgreSQL does not
+/// send it again while the row is unchanged) and the rendered response (body and ETag) for
+/// one log head and query string, so a repeated request is neither formatted nor hashed
+/// again. Entries are checked against the row's identity on every request, so a new or
+/// rewritten snapshot is never served from here.
+#[derive(Debug, Default)]
+pub struct SummaryCache {
+    entries: Mutex<HashMap<Uuid, Arc<RenderedSummary>>>,
+}
+
+impl SummaryCache {
+    fn get(&self, project_id: Uuid) -> Option<Arc<RenderedSummary>> {
+        self.entries
+            .lock()
+            .ok()
+            .and_then(|entries| entries.get(&project_id).cloned())
+    }
+
+    fn put(&self, project_id: Uuid, rendered: Arc<RenderedSummary>) {
+        if let Ok(mut entries) = self.entries.lock() {
+            if entries.len() >= MAX_CACHED_PROJECTS && !entries.contains_key(&project_id) {
+                entries.clear();
+            }
+            entries.insert(project_id, rendered);
+        }
+    }
+}
+
+/// One rendered summary response.
+#[derive(Debug)]
+pub struct RenderedSummary {
+    captured_at: DateTime<Utc>,
+    row_version: String,
+    payload: Arc<str>,
+    head: i64,
+    query: String,
+    etag: String,
+    body: Bytes,
+}
+
+impl RenderedSummary {
+    fn new(
+        project_id: Uuid,
+        captured_at: DateTime<Utc>,
+        row_version: String,
+        as_of_seq: i64,
+        payload: Arc<str>,
+        head: i64,
+        query: &str,
+    ) -> Self {
+        // The row version is part of the identity: a snapshot rewritten in place (a
+        // rebuild) gets a new tag even with the same time and sequence number.
+        let identity = format!(
+            "summary?{query}|{}|{as_of_seq}|{row_version}|{head}",
+            captured_at.timestamp_micros(),
+        );
+        let body = summary_body(
+            project_id,
+            &captured_at.to_rfc3339_opts(SecondsFormat::Micros, true),
+            &payload,
+            as_of_seq,
+            head,
+        );
+        Self {
+            captured_at,
+            row_version,
+            payload,
+            head,
+            query: query.to_owned(),
+            etag: super::etag(&identity),
+            body: Bytes::from(body),
+        }
+    }
+
+    fn is_row(&self, snapshot: &read_model::RawSnapshot) -> bool {
+        self.captured_at == snapshot.captured_at && self.row_version == snapshot.row_version
+    }
 }
 
 /// The summary body around the stored payload, without parsing the payload again. Every
