@@ -25,7 +25,9 @@ use crate::settings::Feature;
 use crate::startup::{resource, AppState};
 use params::Params;
 
-/// Mounts every metrics route.
+/// Mounts every metrics route. Each handler carries `#[utoipa::path]` and is listed in
+/// `openapi::ApiDoc`; its query parameters are the names of its documented `IntoParams`
+/// struct (`params::query_names`), so the document and the handler cannot disagree.
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(resource("/metrics/summary").route(web::get().to(summary::get_summary)))
         .service(resource("/metrics/health").route(web::get().to(milestones::get_milestone_health)))
@@ -94,7 +96,7 @@ pub async fn metrics_request(
     req: &HttpRequest,
     principal: &Principal,
     state: &AppState,
-    allowed: &[String],
+    allowed: &[impl AsRef<str> + Serialize],
 ) -> Result<MetricsRequest, ApiError> {
     let params = Params::parse(req.query_string(), allowed)?;
     let project_id = params.uuid("project_id")?;
