@@ -7,6 +7,7 @@
 pub mod app;
 pub mod db;
 pub mod events;
+pub mod openapi;
 pub mod process;
 pub mod worker;
 

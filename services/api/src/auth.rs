@@ -81,42 +81,99 @@ fn presented_key(req: &HttpRequest) -> Option<String> {
         .map(|v| v.trim().to_owned())
 }
 
+/// What a request presents, before any database lookup: handlers that fetch the key in
+/// the same statement as their data (the summary) extract this instead of [`Principal`]
+/// and call [`Credentials::verify`] on what the statement found.
+#[derive(Debug, Clone)]
+pub enum Credentials {
+    /// Authentication is disabled: acts as admin everywhere.
+    Anonymous,
+    /// A key was presented; its SHA-256 hash is what the database stores.
+    Key {
+        /// `hash_key` of the presented secret.
+        hash: String,
+    },
+}
+
+impl Credentials {
+    /// The hash to look the key up by, if any.
+    pub fn key_hash(&self) -> Option<&str> {
+        match self {
+            Credentials::Anonymous => None,
+            Credentials::Key { hash } => Some(hash),
+        }
+    }
+
+    /// Checks the key found for these credentials: 401 when unknown, revoked or expired.
+    /// Records the use (at most once a minute per key).
+    pub async fn verify(
+        &self,
+        client: &impl deadpool_postgres::GenericClient,
+        found: Option<ApiKey>,
+    ) -> Result<Principal, ApiError> {
+        if let Credentials::Anonymous = self {
+            return Ok(Principal::Anonymous);
+        }
+        let key = found.ok_or_else(|| ApiError::Unauthorized("unknown API key".into()))?;
+        if key.status != "active" {
+            return Err(ApiError::Unauthorized("this API key was revoked".into()));
+        }
+        let now = chrono::Utc::now();
+        if !key.is_usable(now) {
+            return Err(ApiError::Unauthorized("this API key has expired".into()));
+        }
+        if key
+            .last_used_at
+            .is_none_or(|t| now - t > chrono::Duration::minutes(1))
+        {
+            api_keys::touch(client, key.id).await?;
+        }
+        Ok(Principal::Key(key))
+    }
+}
+
+fn credentials(req: &HttpRequest) -> Result<(web::Data<AppState>, Credentials), ApiError> {
+    let state = req
+        .app_data::<web::Data<AppState>>()
+        .cloned()
+        .ok_or_else(|| {
+            ApiError::Internal(anyhow::anyhow!("application state is not configured"))
+        })?;
+    if state.settings.auth_disabled {
+        return Ok((state, Credentials::Anonymous));
+    }
+    let Some(secret) = presented_key(req).filter(|k| !k.is_empty()) else {
+        return Err(ApiError::Unauthorized(
+            "an API key is required: send Authorization: Bearer <key> or X-API-Key".into(),
+        ));
+    };
+    let hash = flowmeter_shared::auth::hash_key(&secret);
+    Ok((state, Credentials::Key { hash }))
+}
+
+impl FromRequest for Credentials {
+    type Error = ApiError;
+    type Future = std::future::Ready<Result<Self, ApiError>>;
+
+    fn from_request(req: &HttpRequest, _: &mut actix_web::dev::Payload) -> Self::Future {
+        std::future::ready(credentials(req).map(|(_, credentials)| credentials))
+    }
+}
+
 impl FromRequest for Principal {
     type Error = ApiError;
     type Future = Pin<Box<dyn Future<Output = Result<Self, ApiError>>>>;
 
     fn from_request(req: &HttpRequest, _: &mut actix_web::dev::Payload) -> Self::Future {
-        let state = req.app_data::<web::Data<AppState>>().cloned();
-        let presented = presented_key(req);
+        let found = credentials(req);
         Box::pin(async move {
-            let state = state.ok_or_else(|| {
-                ApiError::Internal(anyhow::anyhow!("application state is not configured"))
-            })?;
-            if state.settings.auth_disabled {
+            let (state, credentials) = found?;
+            let Some(hash) = credentials.key_hash() else {
                 return Ok(Principal::Anonymous);
-            }
-            let Some(secret) = presented.filter(|k| !k.is_empty()) else {
-                return Err(ApiError::Unauthorized(
-                    "an API key is required: send Authorization: Bearer <key> or X-API-Key".into(),
-                ));
             };
             let client = state.pool.get().await?;
-            let key = api_keys::find_by_secret(&client, &secret)
-                .await?
-                .ok_or_else(|| ApiError::Unauthorized("unknown API key".into()))?;
-            if key.status != "active" {
-                return Err(ApiError::Unauthorized("this API key was revoked".into()));
-            }
-            if !key.is_usable(chrono::Utc::now()) {
-                return Err(ApiError::Unauthorized("this API key has expired".into()));
-            }
-            let needs_touch = key
-                .last_used_at
-                .is_none_or(|t| chrono::Utc::now() - t > chrono::Duration::minutes(1));
-            if needs_touch {
-                api_keys::touch(&client, key.id).await?;
-            }
-            Ok(Principal::Key(key))
+            let key = api_keys::find_by_hash(&client, hash).await?;
+            credentials.verify(&client, key).await
         })
     }
 }

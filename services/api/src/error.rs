@@ -3,9 +3,56 @@
 
 use actix_web::http::{header, StatusCode};
 use actix_web::{HttpResponse, ResponseError};
+use serde::Serialize;
 use serde_json::{json, Value};
+use utoipa::ToSchema;
 
 use crate::context::current_request_id;
+
+/// The stable code of an error envelope.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorCode {
+    /// 400: the request cannot be read.
+    BadRequest,
+    /// 401: missing, unknown, revoked or expired key.
+    Unauthorized,
+    /// 403: the key's project scope or roles do not allow this.
+    Forbidden,
+    /// 404: no such project, snapshot or route.
+    NotFound,
+    /// 405: the path exists but not with this method.
+    MethodNotAllowed,
+    /// 413: the body or batch is too large.
+    PayloadTooLarge,
+    /// 422: well-formed but invalid input.
+    ValidationError,
+    /// 429: over the rate limit.
+    RateLimited,
+    /// 500: an internal error (never detailed).
+    InternalError,
+    /// 503: the database is unavailable or a feature is switched off.
+    ServiceUnavailable,
+}
+
+/// The error envelope of every non-2xx response.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct ErrorBody {
+    /// Stable machine-readable code.
+    pub error: ErrorCode,
+    /// A sentence for people, naming the field when one is at fault.
+    pub message: String,
+    /// Machine-readable detail: `field` (the parameter at fault), `allowed_values` (its closed
+    /// list), `errors` (per-event ingest errors), `max_bytes`, `max_events`, `retry_after`…;
+    /// `{}` when there is nothing to add.
+    #[schema(value_type = Object)]
+    pub details: Value,
+    /// The request's id (also in `X-Request-ID`).
+    pub request_id: String,
+    /// When the error was answered (RFC 3339, UTC, milliseconds).
+    #[schema(format = DateTime)]
+    pub timestamp: String,
+}
 
 /// Every error the API answers with. Codes are stable snake_case strings.
 #[derive(Debug, thiserror::Error)]
@@ -82,18 +129,18 @@ impl ApiError {
         }
     }
 
-    fn code(&self) -> &'static str {
+    fn code(&self) -> ErrorCode {
         match self {
-            Self::BadRequest { .. } => "bad_request",
-            Self::Unauthorized(_) => "unauthorized",
-            Self::Forbidden(_) => "forbidden",
-            Self::NotFound(_) => "not_found",
-            Self::MethodNotAllowed => "method_not_allowed",
-            Self::PayloadTooLarge { .. } => "payload_too_large",
-            Self::Validation { .. } => "validation_error",
-            Self::RateLimited { .. } => "rate_limited",
-            Self::Internal(_) => "internal_error",
-            Self::Unavailable(_) => "service_unavailable",
+            Self::BadRequest { .. } => ErrorCode::BadRequest,
+            Self::Unauthorized(_) => ErrorCode::Unauthorized,
+            Self::Forbidden(_) => ErrorCode::Forbidden,
+            Self::NotFound(_) => ErrorCode::NotFound,
+            Self::MethodNotAllowed => ErrorCode::MethodNotAllowed,
+            Self::PayloadTooLarge { .. } => ErrorCode::PayloadTooLarge,
+            Self::Validation { .. } => ErrorCode::ValidationError,
+            Self::RateLimited { .. } => ErrorCode::RateLimited,
+            Self::Internal(_) => ErrorCode::InternalError,
+            Self::Unavailable(_) => ErrorCode::ServiceUnavailable,
         }
     }
 }
@@ -183,12 +230,12 @@ impl ResponseError for ApiError {
             }
             _ => {}
         }
-        response.json(json!({
-            "error": self.code(),
-            "message": self.to_string(),
-            "details": details,
-            "request_id": request_id,
-            "timestamp": chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
-        }))
+        response.json(ErrorBody {
+            error: self.code(),
+            message: self.to_string(),
+            details,
+            request_id,
+            timestamp: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+        })
     }
 }

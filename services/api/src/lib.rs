@@ -5,6 +5,7 @@ pub mod cli;
 pub mod context;
 pub mod error;
 pub mod observability;
+pub mod openapi;
 pub mod rate_limit;
 pub mod routes;
 pub mod settings;

@@ -28,6 +28,8 @@ pub struct AppState {
     pub metrics: Arc<ApiMetrics>,
     /// The registry `/metrics` encodes.
     pub registry: Arc<Registry>,
+    /// The last rendered summary per project.
+    pub summaries: routes::metrics::summary::SummaryCache,
 }
 
 /// A path whose other methods answer 405 in our envelope.
@@ -68,13 +70,19 @@ fn cors(origins: &[String]) -> actix_cors::Cors {
 }
 
 /// Every route of the API.
+///
+/// Each route is also documented in `/v1/openapi.json`: annotate a new handler with
+/// `#[utoipa::path(get, path = "/v1/…", params(…), responses(…))]` and add it to the
+/// `paths(…)` list of `openapi::ApiDoc`. The `openapi` integration test fails for a route
+/// registered here that the document lacks.
 pub fn configure_routes(cfg: &mut web::ServiceConfig) {
     routes::health::configure(cfg);
     routes::prometheus::configure(cfg);
     cfg.service(
         web::scope("/v1")
             .configure(routes::events::configure)
-            .configure(routes::metrics::configure),
+            .configure(routes::metrics::configure)
+            .configure(crate::openapi::configure),
     );
 }
 
@@ -127,6 +135,7 @@ impl Application {
             settings: settings.clone(),
             metrics,
             registry: Arc::new(registry),
+            summaries: Default::default(),
         });
 
         let limiter = web::Data::new(crate::rate_limit::RateLimiter::new(&settings.rate_limits));

@@ -17,7 +17,7 @@ use crate::metrics::actions::AlertRef;
 use crate::read_model::Grain;
 
 /// One alert as stored and served (`GET /v1/metrics/alerts` items).
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct Alert {
     /// Alert id.
     pub id: Uuid,
@@ -32,24 +32,32 @@ pub struct Alert {
     /// firing or resolved.
     pub state: String,
     /// The latest value evaluated while open (the resolving value once resolved).
+    #[schema(required = true)]
     pub value: Option<f64>,
     /// The level breached (the z threshold for anomalies).
+    #[schema(required = true)]
     pub threshold: Option<f64>,
     /// Rule levels, snapshot details, anomaly statistics.
+    #[schema(value_type = Object)]
     pub context: Value,
     /// When it fired (the snapshot's `captured_at`).
     pub created_at: DateTime<Utc>,
     /// Last change.
     pub updated_at: DateTime<Utc>,
     /// When it resolved.
+    #[schema(required = true)]
     pub resolved_at: Option<DateTime<Utc>>,
     /// When it was acknowledged.
+    #[schema(required = true)]
     pub acknowledged_at: Option<DateTime<Utc>>,
     /// Who acknowledged it (the API key's name).
+    #[schema(required = true)]
     pub acknowledged_by: Option<String>,
     /// Why.
+    #[schema(required = true)]
     pub ack_reason: Option<String>,
     /// When the acknowledgement lapses.
+    #[schema(required = true)]
     pub ack_expires_at: Option<DateTime<Utc>>,
 }
 

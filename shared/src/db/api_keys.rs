@@ -47,25 +47,33 @@ impl ApiKey {
     }
 }
 
-impl TryFrom<&Row> for ApiKey {
-    type Error = anyhow::Error;
-    fn try_from(row: &Row) -> Result<Self, Self::Error> {
-        let roles: Vec<String> = row.try_get("roles")?;
+impl ApiKey {
+    /// Reads a key from the row's columns `first..first + 9`, in the order of `COLUMNS`
+    /// (for statements that select a key next to other data).
+    pub fn from_columns(row: &Row, first: usize) -> anyhow::Result<Self> {
+        let roles: Vec<String> = row.try_get(first + 4)?;
         Ok(Self {
-            id: row.try_get("id")?,
-            name: row.try_get("name")?,
-            key_prefix: row.try_get("key_prefix")?,
-            project_id: row.try_get("project_id")?,
+            id: row.try_get(first)?,
+            name: row.try_get(first + 1)?,
+            key_prefix: row.try_get(first + 2)?,
+            project_id: row.try_get(first + 3)?,
             roles: roles
                 .iter()
                 .map(|r| r.parse())
                 .collect::<Result<_, String>>()
                 .map_err(anyhow::Error::msg)?,
-            status: row.try_get("status")?,
-            created_at: row.try_get("created_at")?,
-            expires_at: row.try_get("expires_at")?,
-            last_used_at: row.try_get("last_used_at")?,
+            status: row.try_get(first + 5)?,
+            created_at: row.try_get(first + 6)?,
+            expires_at: row.try_get(first + 7)?,
+            last_used_at: row.try_get(first + 8)?,
         })
+    }
+}
+
+impl TryFrom<&Row> for ApiKey {
+    type Error = anyhow::Error;
+    fn try_from(row: &Row) -> Result<Self, Self::Error> {
+        Self::from_columns(row, 0)
     }
 }
 
@@ -134,15 +142,15 @@ pub async fn ensure_bootstrap(client: &impl GenericClient, secret: &str) -> anyh
     Ok(())
 }
 
-/// Finds a key by its secret (hashed here).
-pub async fn find_by_secret(
+/// Finds a key by the SHA-256 hash of its secret ([`auth::hash_key`]).
+pub async fn find_by_hash(
     client: &impl GenericClient,
-    secret: &str,
+    key_hash: &str,
 ) -> anyhow::Result<Option<ApiKey>> {
     let sql = format!("SELECT {COLUMNS} FROM api_key WHERE key_hash = $1");
     let stmt = client.prepare_cached(&sql).await?;
     client
-        .query_opt(&stmt, &[&auth::hash_key(secret)])
+        .query_opt(&stmt, &[&key_hash])
         .await?
         .as_ref()
         .map(ApiKey::try_from)

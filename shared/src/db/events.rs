@@ -10,7 +10,7 @@ use uuid::Uuid;
 use crate::events::{EventType, NewEvent};
 
 /// Per-project outcome of an append.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct ProjectAppend {
     /// The project.
     pub project_id: Uuid,
@@ -19,8 +19,10 @@ pub struct ProjectAppend {
     /// Events skipped because their `(project_id, event_id)` already existed.
     pub duplicates: u64,
     /// First sequence number assigned, when any event was stored.
+    #[schema(required = true)]
     pub first_seq: Option<i64>,
     /// Last sequence number assigned, when any event was stored.
+    #[schema(required = true)]
     pub last_seq: Option<i64>,
 }
 

@@ -6,6 +6,8 @@ use deadpool_postgres::GenericClient;
 use serde_json::Value;
 use uuid::Uuid;
 
+use crate::db::api_keys::ApiKey;
+
 /// A stored summary snapshot as the API serves it.
 #[derive(Debug, Clone)]
 pub struct Snapshot {
@@ -392,50 +394,86 @@ pub async fn labels(
         .collect())
 }
 
-/// A snapshot with its payload kept as JSON text (served without re-parsing), the log head,
-/// and whether the project exists — one round trip.
+/// A snapshot with its payload kept as JSON text (served without re-parsing).
 #[derive(Debug, Clone)]
 pub struct RawSnapshot {
     /// Snapshot time.
     pub captured_at: DateTime<Utc>,
     /// Last folded seq.
     pub as_of_seq: i64,
-    /// The summary's `metrics` object as JSON text.
-    pub payload: String,
+    /// The row version (`xmin`): a rewritten snapshot row gets a new one, so
+    /// (`captured_at`, `row_version`) identifies the payload's content.
+    pub row_version: String,
+    /// The summary's `metrics` object as JSON text; `None` when the caller said it already
+    /// holds this row version's payload.
+    pub payload: Option<String>,
 }
 
-/// What one summary read finds: `None` when the project does not exist.
-pub type SummaryLookup = Option<(Option<RawSnapshot>, i64)>;
+/// What one summary read finds.
+#[derive(Debug, Clone)]
+pub struct SummaryRead {
+    /// The key with the presented hash, when a hash was given and a key has it.
+    pub key: Option<ApiKey>,
+    /// Whether the project exists.
+    pub project_exists: bool,
+    /// The latest snapshot (at or before the asked time), if any.
+    pub snapshot: Option<RawSnapshot>,
+    /// The project's log head.
+    pub head: i64,
+}
 
-/// Project existence, the latest snapshot (at or before `at`) as raw JSON and the log head.
+/// The key (by hash), project existence, the latest snapshot (at or before `$2`) with its
+/// payload as raw JSON unless it is the row version the caller holds (`$4`, `$5`), and the
+/// log head: everything the summary needs in one round trip.
 pub const SUMMARY_LOOKUP_SQL: &str =
-    "SELECT p.id IS NOT NULL, s.captured_at, s.as_of_seq, s.payload::text,
-        COALESCE(h.last_seq, 0)
+    "SELECT p.id IS NOT NULL, s.captured_at, s.as_of_seq, s.xmin::text,
+        CASE WHEN s.captured_at = $4 AND s.xmin::text = $5 THEN NULL ELSE s.payload::text END,
+        COALESCE(h.last_seq, 0),
+        k.id, k.name, k.key_prefix, k.project_id, k.roles, k.status, k.created_at,
+        k.expires_at, k.last_used_at
    FROM (SELECT $1::uuid AS id) q
    LEFT JOIN project p ON p.id = q.id
    LEFT JOIN event_stream_head h ON h.project_id = q.id
+   LEFT JOIN api_key k ON k.key_hash = $3::text
    LEFT JOIN LATERAL (
-        SELECT captured_at, as_of_seq, payload FROM metrics_summary
+        SELECT captured_at, as_of_seq, payload, xmin FROM metrics_summary
          WHERE project_id = q.id AND ($2::timestamptz IS NULL OR captured_at <= $2)
          ORDER BY captured_at DESC LIMIT 1) s ON true";
 
-/// Runs [`SUMMARY_LOOKUP_SQL`].
+/// Runs [`SUMMARY_LOOKUP_SQL`]. `key_hash` is the SHA-256 of the presented key (`None`
+/// when authentication is off); `held` is the (`captured_at`, `row_version`) whose payload
+/// the caller already has, so it is not sent again.
 pub async fn summary_lookup(
     client: &impl GenericClient,
     project_id: Uuid,
     at: Option<DateTime<Utc>>,
-) -> anyhow::Result<SummaryLookup> {
+    key_hash: Option<&str>,
+    held: Option<(DateTime<Utc>, &str)>,
+) -> anyhow::Result<SummaryRead> {
     let stmt = client.prepare_cached(SUMMARY_LOOKUP_SQL).await?;
-    let row = client.query_one(&stmt, &[&project_id, &at]).await?;
-    if !row.get::<_, bool>(0) {
-        return Ok(None);
-    }
+    let (held_at, held_version) = held.unzip();
+    let row = client
+        .query_one(
+            &stmt,
+            &[&project_id, &at, &key_hash, &held_at, &held_version],
+        )
+        .await?;
     let snapshot = row
         .get::<_, Option<DateTime<Utc>>>(1)
         .map(|captured_at| RawSnapshot {
             captured_at,
             as_of_seq: row.get(2),
-            payload: row.get(3),
+            row_version: row.get(3),
+            payload: row.get(4),
         });
-    Ok(Some((snapshot, row.get(4))))
+    let key = match row.get::<_, Option<Uuid>>(6) {
+        Some(_) => Some(ApiKey::from_columns(&row, 6)?),
+        None => None,
+    };
+    Ok(SummaryRead {
+        key,
+        project_exists: row.get(0),
+        snapshot,
+        head: row.get(5),
+    })
 }

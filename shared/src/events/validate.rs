@@ -27,7 +27,7 @@ const EVENT_FIELDS: [&str; 9] = [
 ];
 
 /// Why one event of a batch was refused.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct FieldError {
     /// Position of the event in the batch (0-based).
     pub index: usize,

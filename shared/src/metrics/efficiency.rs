@@ -13,7 +13,19 @@ use super::summary::{reasons, FlowEfficiencyScore, StageContribution};
 use super::time::FLOW_WINDOW;
 
 /// Stages of `bottleneck_contribution` (SPEC §4), in reporting order for ties.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    Hash,
+    Serialize,
+    Deserialize,
+    utoipa::ToSchema,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum Stage {
     /// `backlog`.

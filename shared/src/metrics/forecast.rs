@@ -23,7 +23,7 @@ pub const FORECAST_MIN_ACTIVE_DAYS: usize = 5;
 pub const FORECAST_MAX_DAYS: u32 = 3650;
 
 /// `forecast.status`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum ForecastStatus {
     /// Simulated; dates and probability are set.
@@ -38,15 +38,18 @@ pub enum ForecastStatus {
 
 /// `forecast` of a `/v1/metrics/health` milestone: completion dates (UTC) by which the
 /// remaining work is done in 50 %, 85 % and 95 % of trials.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Forecast {
     /// How the dates were obtained.
     pub status: ForecastStatus,
     /// Median completion date.
+    #[schema(required = true)]
     pub p50: Option<NaiveDate>,
     /// 85th percentile completion date.
+    #[schema(required = true)]
     pub p85: Option<NaiveDate>,
     /// 95th percentile completion date.
+    #[schema(required = true)]
     pub p95: Option<NaiveDate>,
 }
 

@@ -35,7 +35,7 @@ pub fn milestone_completion(facts: &ProjectFacts, milestone_id: &str) -> Option<
 }
 
 /// `task_summary` of a `/v1/metrics/health` milestone.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct TaskSummary {
     /// Tasks of the milestone.
     pub total: u64,
@@ -44,6 +44,7 @@ pub struct TaskSummary {
     /// Non-terminal tasks.
     pub remaining: u64,
     /// Mean cycle time in hours of the milestone's integrated, claimed tasks (all time).
+    #[schema(required = true)]
     pub avg_cycle_time_hours: Option<f64>,
 }
 
@@ -72,7 +73,7 @@ pub fn task_summary(facts: &ProjectFacts, milestone_id: &str) -> TaskSummary {
 }
 
 /// `health_status` of a milestone.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum HealthStatus {
     /// Score ≥ 70.
@@ -95,20 +96,25 @@ pub fn health_status(score: f64) -> HealthStatus {
 }
 
 /// One item of `/v1/metrics/health` `milestones`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct MilestoneHealth {
     /// Milestone id.
     pub milestone_id: String,
     /// Milestone name.
+    #[schema(required = true)]
     pub name: Option<String>,
     /// Due date-time.
+    #[schema(required = true)]
     pub due_at: Option<DateTime<Utc>>,
     /// 0–100: `100 × (1 − breach_probability)` when there is one, else
     /// `100 × completed / total`; `null` for a milestone without tasks.
+    #[schema(required = true)]
     pub health_score: Option<f64>,
     /// Status of `health_score`.
+    #[schema(required = true)]
     pub health_status: Option<HealthStatus>,
     /// 0–1 probability of finishing after `due_at`.
+    #[schema(required = true)]
     pub breach_probability: Option<f64>,
     /// Completion forecast.
     pub forecast: Forecast,

@@ -169,6 +169,22 @@ impl<T: Serialize> Serialize for PerState<T> {
     }
 }
 
+/// The OpenAPI schema of the serialized form: an object with every state as a required key.
+impl<T: utoipa::PartialSchema> utoipa::PartialSchema for PerState<T> {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        let mut object = utoipa::openapi::schema::ObjectBuilder::new()
+            .description(Some("One value per task state; every state is present."));
+        for state in TaskState::ALL {
+            object = object
+                .property(state.as_str(), T::schema())
+                .required(state.as_str());
+        }
+        object.into()
+    }
+}
+
+impl<T: utoipa::PartialSchema> utoipa::ToSchema for PerState<T> {}
+
 impl<'de, T: Deserialize<'de> + Default + Copy> Deserialize<'de> for PerState<T> {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         let map = BTreeMap::<TaskState, T>::deserialize(deserializer)?;

@@ -4,6 +4,7 @@
 //! `null` (never a fake 0); the `reason` fields (present only when set) say why.
 
 use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 
 use super::efficiency::Stage;
 use super::state::PerState;
@@ -38,7 +39,7 @@ pub mod reasons {
 }
 
 /// The summary's `metrics` object.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct SummaryMetrics {
     /// DPI, FES, IRS.
     pub north_star: NorthStar,
@@ -49,7 +50,7 @@ pub struct SummaryMetrics {
 }
 
 /// `metrics.north_star`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct NorthStar {
     /// Delivery predictability index.
     pub delivery_predictability_index: DeliveryPredictabilityIndex,
@@ -60,7 +61,7 @@ pub struct NorthStar {
 }
 
 /// Direction of DPI against its value 7 d earlier.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Trend {
     /// More than 5 % (relative) above the earlier value.
@@ -72,14 +73,17 @@ pub enum Trend {
 }
 
 /// `north_star.delivery_predictability_index`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct DeliveryPredictabilityIndex {
     /// 0–100; `null` when every component is `null`.
+    #[schema(required = true)]
     pub value: Option<f64>,
     /// Against the value 7 d earlier; `null` when either value is `null`.
+    #[schema(required = true)]
     pub trend: Option<Trend>,
     /// Relative change in percent against the value 7 d earlier; `null` when it is
     /// undefined (either value `null`, or the earlier value 0 and the current one not).
+    #[schema(required = true)]
     pub change_pct: Option<f64>,
     /// The 0–1 components.
     pub components: DpiComponents,
@@ -89,26 +93,33 @@ pub struct DeliveryPredictabilityIndex {
 }
 
 /// `delivery_predictability_index.components`, each 0–1 or `null`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct DpiComponents {
     /// SR: share of due milestones completed in 90 d that finished within the grace.
+    #[schema(required = true)]
     pub schedule_reliability: Option<f64>,
     /// CTS: `clamp(1 − σ/μ)` of cycle times of tasks integrated in 30 d.
+    #[schema(required = true)]
     pub cycle_time_stability: Option<f64>,
     /// BRR: share of blocked episodes resolved in 30 d that lasted ≤ 48 h.
+    #[schema(required = true)]
     pub blocker_resolution_rate: Option<f64>,
 }
 
 /// `north_star.flow_efficiency_score`; all four numbers are 0–100 and `null` together.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct FlowEfficiencyScore {
     /// `100 × active / (active + waiting + blocked)`.
+    #[schema(required = true)]
     pub value: Option<f64>,
     /// Active share in percent (equals `value`).
+    #[schema(required = true)]
     pub active_time_pct: Option<f64>,
     /// Waiting share in percent.
+    #[schema(required = true)]
     pub waiting_time_pct: Option<f64>,
     /// Blocked share in percent.
+    #[schema(required = true)]
     pub blocked_time_pct: Option<f64>,
     /// Why the values are `null`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -116,13 +127,16 @@ pub struct FlowEfficiencyScore {
 }
 
 /// `north_star.integration_reliability_score`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct IntegrationReliabilityScore {
     /// 0–100; `null` with no finished attempts in 30 d.
+    #[schema(required = true)]
     pub value: Option<f64>,
     /// Successful share of finished attempts, 0–1.
+    #[schema(required = true)]
     pub success_rate: Option<f64>,
     /// Mean recovery time in minutes; `null` when nothing failed.
+    #[schema(required = true)]
     pub avg_recovery_minutes: Option<f64>,
     /// Why a value is `null`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -130,7 +144,7 @@ pub struct IntegrationReliabilityScore {
 }
 
 /// `metrics.operational`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct Operational {
     /// Tasks integrated in the last 7 d.
     pub throughput: Throughput,
@@ -153,7 +167,7 @@ pub struct Operational {
 }
 
 /// `operational.throughput`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct Throughput {
     /// Tasks whose `integrated_at` is in the last 7 d.
     pub tasks_integrated_week: u64,
@@ -162,22 +176,26 @@ pub struct Throughput {
 }
 
 /// One `tasks_by_milestone` entry.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct MilestoneCount {
     /// Milestone id; `null` groups the tasks without a milestone.
+    #[schema(required = true)]
     pub milestone_id: Option<String>,
     /// Tasks integrated in the window.
     pub count: u64,
 }
 
 /// p50/p90/p95 of a duration in minutes (`cycle_time`, `lead_time`).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct DurationPercentiles {
     /// Median in minutes.
+    #[schema(required = true)]
     pub p50_minutes: Option<f64>,
     /// 90th percentile in minutes.
+    #[schema(required = true)]
     pub p90_minutes: Option<f64>,
     /// 95th percentile in minutes.
+    #[schema(required = true)]
     pub p95_minutes: Option<f64>,
     /// Why the values are `null`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -185,11 +203,12 @@ pub struct DurationPercentiles {
 }
 
 /// `operational.wip`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct Wip {
     /// Tasks in a WIP state.
     pub total_count: u64,
     /// Mean age in hours; `null` when there is no WIP.
+    #[schema(required = true)]
     pub avg_age_hours: Option<f64>,
     /// Ages by bucket, lower bounds inclusive.
     pub aging_buckets: AgingBuckets,
@@ -199,7 +218,7 @@ pub struct Wip {
 }
 
 /// `wip.aging_buckets`; each bucket includes its lower bound.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, ToSchema)]
 pub struct AgingBuckets {
     /// Age < 24 h.
     pub lt_24h: u64,
@@ -214,11 +233,12 @@ pub struct AgingBuckets {
 }
 
 /// `operational.blocked`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct Blocked {
     /// Blocked / WIP, 0–1; 0 when there is no WIP.
     pub ratio: f64,
     /// Mean hours since `blocked_since` of blocked tasks; `null` when none is blocked.
+    #[schema(required = true)]
     pub avg_blocked_hours: Option<f64>,
     /// Tasks currently blocked.
     pub count: u64,
@@ -228,11 +248,12 @@ pub struct Blocked {
 }
 
 /// `operational.backlog` (implemented, not integrated).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct Backlog {
     /// Tasks currently in `implemented`.
     pub implemented_not_integrated: u64,
     /// Mean hours since `implemented_at`; `null` when there are none.
+    #[schema(required = true)]
     pub avg_age_hours: Option<f64>,
     /// Why `avg_age_hours` is `null`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -240,13 +261,15 @@ pub struct Backlog {
 }
 
 /// `operational.gates`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct Gates {
     /// Gates requested and not decided.
     pub queue_length: u64,
     /// Mean request-to-decision minutes over decisions in the last 7 d.
+    #[schema(required = true)]
     pub avg_latency_minutes: Option<f64>,
     /// Share of those decisions slower than the gate's SLA, 0–1.
+    #[schema(required = true)]
     pub sla_breach_rate: Option<f64>,
     /// Why the latency figures are `null`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -254,7 +277,7 @@ pub struct Gates {
 }
 
 /// `operational.integration_outcomes` over attempts finished in the last 7 d.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct IntegrationOutcomes {
     /// Successful attempts.
     pub success: u64,
@@ -265,6 +288,7 @@ pub struct IntegrationOutcomes {
     /// Aborted attempts.
     pub aborted: u64,
     /// Mean minutes from a task's first failure to its next success, over tasks that had one.
+    #[schema(required = true)]
     pub avg_retry_to_success_minutes: Option<f64>,
     /// Why `avg_retry_to_success_minutes` is `null`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -272,16 +296,21 @@ pub struct IntegrationOutcomes {
 }
 
 /// `operational.state_distribution`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct StateDistribution {
     /// Tasks per current state, every state present.
+    #[schema(schema_with = per_state_counts)]
     pub by_state: PerState<u64>,
     /// Tasks in a WIP state.
     pub wip_count: u64,
 }
 
+fn per_state_counts() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+    <PerState<u64> as utoipa::PartialSchema>::schema()
+}
+
 /// `metrics.actionability`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct Actionability {
     /// Share of lead time per stage, largest first, summing to 100.
     pub bottleneck_contribution: Vec<StageContribution>,
@@ -290,7 +319,7 @@ pub struct Actionability {
 }
 
 /// One `bottleneck_contribution` entry.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct StageContribution {
     /// The stage.
     pub stage: Stage,
@@ -299,7 +328,7 @@ pub struct StageContribution {
 }
 
 /// Action types of SPEC §6.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum ActionType {
     /// Escalate a large integration backlog or low DPI.
@@ -313,7 +342,7 @@ pub enum ActionType {
 }
 
 /// One suggested action (`actionability.suggested_actions[]`, `/v1/metrics/actions`).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct SuggestedAction {
     /// What to do.
     pub action_type: ActionType,

@@ -12,6 +12,7 @@ mod http_common;
 mod ingest;
 mod metrics_api;
 mod migrations;
+mod openapi;
 mod ops;
 mod query_plans;
 mod reliability;

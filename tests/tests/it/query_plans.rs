@@ -73,7 +73,12 @@ async fn hot_read_queries_use_indexes() {
         ),
         (
             "summary lookup",
-            plan(&client, SUMMARY_LOOKUP_SQL, &[&project, &at]).await,
+            plan(
+                &client,
+                SUMMARY_LOOKUP_SQL,
+                &[&project, &at, &"x", &at, &None::<String>],
+            )
+            .await,
         ),
         (
             "drilldown page",

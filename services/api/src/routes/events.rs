@@ -3,13 +3,15 @@
 use actix_web::{http::header, web, HttpRequest, HttpResponse};
 use flowmeter_shared::auth::Role;
 use flowmeter_shared::db::events::{self as event_repo, ProjectAppend};
-use flowmeter_shared::events::{validate_event, NewEvent};
+use flowmeter_shared::events::{validate_event, EntityType, EventType, NewEvent};
 use futures_util::StreamExt;
 use serde::Serialize;
 use serde_json::{json, Value};
+use utoipa::ToSchema;
+use uuid::Uuid;
 
 use crate::auth::Principal;
-use crate::error::ApiError;
+use crate::error::{ApiError, ErrorBody};
 use crate::observability::IngestLabels;
 use crate::startup::{resource, AppState};
 
@@ -18,12 +20,42 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(resource("/events").route(web::post().to(post_events)));
 }
 
-#[derive(Debug, Serialize)]
-struct IngestResponse {
-    version: &'static str,
-    accepted: u64,
-    duplicates: u64,
-    projects: Vec<ProjectAppend>,
+/// The body of `POST /v1/events`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct IngestResponse {
+    /// Always `1.0`.
+    pub version: &'static str,
+    /// Events stored.
+    pub accepted: u64,
+    /// Events skipped because their `(project_id, event_id)` was already stored.
+    pub duplicates: u64,
+    /// The outcome per project.
+    pub projects: Vec<ProjectAppend>,
+}
+
+/// One event as a producer sends it (SPEC §2.3). Fields not listed here are refused.
+#[derive(Debug, ToSchema)]
+pub struct EventInput {
+    /// The project the event belongs to.
+    pub project_id: Uuid,
+    /// The producer's idempotency key, unique per project (at most 256 characters).
+    pub event_id: String,
+    /// What the event is about; must match `event_type`.
+    pub entity_type: EntityType,
+    /// The entity's id in the producer's system.
+    pub entity_id: String,
+    /// What happened.
+    pub event_type: EventType,
+    /// When it happened at the source (RFC 3339).
+    #[schema(format = DateTime)]
+    pub occurred_at: String,
+    /// The event type's fields (SPEC §2.3).
+    #[schema(value_type = Object)]
+    pub payload: Value,
+    /// The event that caused this one, if known.
+    pub caused_by: Option<String>,
+    /// A correlation id spanning several events.
+    pub correlation_id: Option<String>,
 }
 
 /// Reads the body up to the configured limit; a larger body is a 413 before it is all read.
@@ -101,6 +133,26 @@ fn parse_batch(body: &[u8], ndjson: bool) -> Result<Vec<Value>, ApiError> {
 }
 
 /// Appends a batch of events (role `ingest`).
+#[utoipa::path(
+    post,
+    path = "/v1/events",
+    tag = "ingest",
+    request_body(
+        description = "A JSON array of events, or one event per line with `Content-Type: application/x-ndjson`. All or nothing: one invalid event refuses the batch.",
+        content(
+            (Vec<EventInput> = "application/json"),
+            (EventInput = "application/x-ndjson"),
+        ),
+    ),
+    security(("bearer" = []), ("api_key" = [])),
+    responses(
+        (status = 200, description = "Every event is stored or was already stored.", body = IngestResponse),
+        (status = 400, description = "`bad_request`: the body is not valid JSON or NDJSON.", body = ErrorBody),
+        (status = 413, description = "`payload_too_large`: the body or the batch is over its limit (`details.max_bytes`, `details.max_events`).", body = ErrorBody),
+        (status = 422, description = "`validation_error`: invalid events; `details.errors` lists each as `FieldError`, nothing was stored.", body = ErrorBody),
+        (status = 503, description = "`service_unavailable`: the database is unavailable, or ingest is switched off.", body = ErrorBody),
+    )
+)]
 #[tracing::instrument(skip_all, fields(events = tracing::field::Empty))]
 pub async fn post_events(
     req: HttpRequest,

@@ -12,6 +12,12 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
 }
 
 /// Encodes every registered metric, refreshing the pool gauge first.
+#[utoipa::path(
+    get,
+    path = "/metrics",
+    tag = "operations",
+    responses((status = 200, description = "OpenMetrics text for Prometheus (SPEC §9).", content_type = "application/openmetrics-text; version=1.0.0; charset=utf-8", body = String))
+)]
 pub async fn get_metrics(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
     state.metrics.observe_pool(&state.pool);
     let mut text = String::new();

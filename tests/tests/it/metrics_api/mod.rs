@@ -4,7 +4,9 @@
 mod breakdown;
 mod drilldown;
 mod forecast;
+mod shapes;
 mod snapshots;
+mod summary_cache;
 mod trends;
 
 use flowmeter_tests::app::{assert_common_headers, assert_error};

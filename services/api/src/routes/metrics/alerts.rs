@@ -1,23 +1,92 @@
 //! `GET /v1/metrics/alerts` (filters and cursor pagination, newest first) and
 //! `POST /v1/metrics/alerts/{id}/acknowledge` (planner or admin; idempotent).
 
+use std::sync::LazyLock;
+
 use actix_web::{web, HttpRequest, HttpResponse};
 use chrono::{DateTime, Utc};
 use flowmeter_shared::alerts::Severity;
 use flowmeter_shared::auth::Role;
-use flowmeter_shared::db::alerts::{self, AlertFilter, Cursor};
+use flowmeter_shared::db::alerts::{self, Alert, AlertFilter, Cursor};
 use flowmeter_shared::db::{events, read_model};
-use serde_json::{json, Value};
+use serde::Serialize;
+use serde_json::Value;
+use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
-use super::{cached_json, metrics_request, one_of, require_feature};
+use super::params::query_names;
+use super::{cached_json, metrics_request, one_of, require_feature, Freshness, ProjectQuery};
 use crate::auth::Principal;
-use crate::error::ApiError;
+use crate::error::{ApiError, ErrorBody};
 use crate::settings::Feature;
 use crate::startup::AppState;
 
-const SEVERITIES: [&str; 3] = ["warning", "critical", "emergency"];
-const STATES: [&str; 2] = ["firing", "resolved"];
+/// Query parameters of `GET /v1/metrics/alerts`.
+#[derive(Debug, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct AlertsQuery {
+    /// The project.
+    pub project_id: Uuid,
+    /// Only alerts of this severity.
+    #[param(value_type = Option<crate::openapi::AlertSeverity>)]
+    pub severity: Option<String>,
+    /// Only `firing` or only `resolved` alerts.
+    #[param(value_type = Option<crate::openapi::AlertState>)]
+    pub state: Option<String>,
+    /// `true`: only alerts with an acknowledgement that has not lapsed; `false`: only the others.
+    pub acknowledged: Option<bool>,
+    /// Only alerts of this metric key (e.g. `DPI`, `ini_backlog`).
+    pub metric_key: Option<String>,
+    /// Items per page, 1–500; default 50.
+    #[param(minimum = 1, maximum = 500)]
+    pub limit: Option<i64>,
+    /// The `next_cursor` of the previous page.
+    pub cursor: Option<String>,
+}
+
+static PARAMETERS: LazyLock<Vec<String>> = LazyLock::new(query_names::<AlertsQuery>);
+
+/// The body of `GET /v1/metrics/alerts`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct AlertsResponse {
+    /// Always `1.0`.
+    pub version: &'static str,
+    /// The project.
+    pub project_id: Uuid,
+    /// Alerts, newest first (`created_at`, then id).
+    pub items: Vec<Alert>,
+    /// Pass as `cursor` for the next page; `null` on the last page.
+    #[schema(required = true)]
+    pub next_cursor: Option<String>,
+    /// How far the read model is behind the event log.
+    pub freshness: Freshness,
+}
+
+/// The optional body of `POST /v1/metrics/alerts/{id}/acknowledge`.
+#[derive(Debug, ToSchema)]
+#[allow(dead_code)]
+pub struct AcknowledgeBody {
+    /// Why (at most 1000 characters).
+    pub reason: Option<String>,
+    /// When the acknowledgement lapses, in minutes from now (1–525600).
+    #[schema(minimum = 1, maximum = 525_600)]
+    pub expires_in_minutes: Option<i64>,
+}
+
+/// The body of `POST /v1/metrics/alerts/{id}/acknowledge`: the alert.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct AcknowledgeResponse {
+    /// Always `1.0`.
+    pub version: &'static str,
+    /// The alert, with its acknowledgement.
+    #[serde(flatten)]
+    pub alert: Alert,
+}
+
+/// Values of `severity`.
+pub const SEVERITIES: [&str; 3] = ["warning", "critical", "emergency"];
+/// Values of `state`.
+pub const STATES: [&str; 2] = ["firing", "resolved"];
 const BOOLEANS: [&str; 2] = ["true", "false"];
 /// Longest acknowledgement reason.
 const MAX_REASON_CHARS: usize = 1000;
@@ -25,27 +94,28 @@ const MAX_REASON_CHARS: usize = 1000;
 const MAX_EXPIRY_MINUTES: i64 = 525_600;
 
 /// Lists a project's alerts.
+#[utoipa::path(
+    get,
+    path = "/v1/metrics/alerts",
+    tag = "metrics",
+    params(AlertsQuery),
+    security(("bearer" = []), ("api_key" = [])),
+    responses(
+        (status = 200, description = "A page of alerts.", body = AlertsResponse),
+        (status = 304, description = "Not modified: `If-None-Match` names the current `ETag`."),
+        (status = 400, description = "`bad_request`: a missing or malformed parameter (named in `details.field`).", body = ErrorBody),
+        (status = 404, description = "`not_found`: no such project.", body = ErrorBody),
+        (status = 422, description = "`validation_error`: a value outside its closed list or range (`details.allowed_values`).", body = ErrorBody),
+        (status = 503, description = "`service_unavailable`: the database is unavailable, or alerts are switched off.", body = ErrorBody),
+    )
+)]
 pub async fn get_alerts(
     req: HttpRequest,
     principal: Principal,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
     require_feature(&state, Feature::Alerts)?;
-    let request = metrics_request(
-        &req,
-        &principal,
-        &state,
-        &[
-            "project_id",
-            "severity",
-            "state",
-            "acknowledged",
-            "metric_key",
-            "limit",
-            "cursor",
-        ],
-    )
-    .await?;
+    let request = metrics_request(&req, &principal, &state, &PARAMETERS).await?;
     let p = &request.params;
     let filter = AlertFilter {
         severity: match p.get("severity") {
@@ -82,16 +152,17 @@ pub async fn get_alerts(
         .then(|| items.last().map(|a| format_cursor((a.created_at, a.id))))
         .flatten();
     let (freshness, _) = super::optional_freshness(snapshot.as_ref(), head);
-    let body = json!({
-        "version": flowmeter_shared::API_VERSION,
-        "project_id": request.project_id,
-        "items": items,
-        "next_cursor": next_cursor,
-        "freshness": freshness,
-    });
+    let body = AlertsResponse {
+        version: flowmeter_shared::API_VERSION,
+        project_id: request.project_id,
+        items,
+        next_cursor,
+        freshness,
+    };
     // Acknowledgements change alerts between snapshots, so the tag comes from the body.
-    let identity = format!("alerts?{}|{body}", req.query_string());
-    Ok(cached_json(&req, &state, &identity, body))
+    let rendered = serde_json::to_string(&body).map_err(anyhow::Error::from)?;
+    let identity = format!("alerts?{}|{rendered}", req.query_string());
+    Ok(cached_json(&req, &state, &identity, &body))
 }
 
 /// `<created_at in µs>.<id>` of the last item of a page.
@@ -116,7 +187,28 @@ fn parse_cursor(raw: &str) -> Result<Cursor, ApiError> {
     Ok((at, id))
 }
 
-/// Acknowledges an alert.
+/// Acknowledges an alert (role `planner` or `admin`). Idempotent: an alert already
+/// acknowledged (and not lapsed) is returned unchanged. Acknowledging does not resolve.
+#[utoipa::path(
+    post,
+    path = "/v1/metrics/alerts/{id}/acknowledge",
+    tag = "metrics",
+    params(
+        ("id" = Uuid, Path, description = "The alert."),
+        ProjectQuery,
+    ),
+    request_body(content = Option<AcknowledgeBody>, description = "Optional: a reason and an expiry.", content_type = "application/json"),
+    security(("bearer" = []), ("api_key" = [])),
+    responses(
+        (status = 200, description = "The alert with its acknowledgement.", body = AcknowledgeResponse),
+        (status = 400, description = "`bad_request`: a malformed id, parameter or body (named in `details.field`).", body = ErrorBody),
+        (status = 401, description = "`unauthorized`: no valid key.", body = ErrorBody),
+        (status = 403, description = "`forbidden`: the key lacks the planner role or the project.", body = ErrorBody),
+        (status = 404, description = "`not_found`: no such project, or no such alert in it.", body = ErrorBody),
+        (status = 422, description = "`validation_error`: an unknown field or a value out of range.", body = ErrorBody),
+        (status = 503, description = "`service_unavailable`: the database is unavailable, or alerts are switched off.", body = ErrorBody),
+    )
+)]
 pub async fn acknowledge(
     req: HttpRequest,
     principal: Principal,
@@ -125,7 +217,7 @@ pub async fn acknowledge(
     body: web::Bytes,
 ) -> Result<HttpResponse, ApiError> {
     require_feature(&state, Feature::Alerts)?;
-    let params = super::params::Params::parse(req.query_string(), &["project_id"])?;
+    let params = super::params::Params::parse(req.query_string(), &super::PROJECT_PARAMETERS)?;
     let project_id = params.uuid("project_id")?;
     principal.require(Role::Planner, project_id)?;
     let alert_id = Uuid::try_parse(path.trim()).map_err(|_| {
@@ -147,11 +239,10 @@ pub async fn acknowledge(
     )
     .await?
     .ok_or_else(|| ApiError::NotFound(format!("no alert {alert_id} in project {project_id}")))?;
-    let mut body = serde_json::to_value(&alert).map_err(anyhow::Error::from)?;
-    if let Value::Object(map) = &mut body {
-        map.insert("version".into(), json!(flowmeter_shared::API_VERSION));
-    }
-    Ok(HttpResponse::Ok().json(body))
+    Ok(HttpResponse::Ok().json(AcknowledgeResponse {
+        version: flowmeter_shared::API_VERSION,
+        alert,
+    }))
 }
 
 /// `{reason?, expires_in_minutes?}`; an empty body is no reason and no expiry.

@@ -8,17 +8,22 @@
 //! blocked levels (their value at the end of each range).
 
 use std::collections::BTreeMap;
+use std::sync::LazyLock;
 
 use actix_web::{web, HttpRequest, HttpResponse};
 use chrono::{DateTime, Duration, Utc};
 use flowmeter_shared::db::read_model::{self, RowFilter};
 use flowmeter_shared::metrics::stats::round_score;
 use flowmeter_shared::read_model::{keys, BREAKDOWN_DIMENSIONS};
-use serde_json::{json, Value};
+use serde::Serialize;
+use utoipa::{IntoParams, ToSchema};
+use uuid::Uuid;
 
-use super::{cached_json, freshness, load_snapshot, metrics_request, one_of};
+use super::params::query_names;
+use super::{cached_json, freshness, load_snapshot, metrics_request, one_of, Freshness};
 use crate::auth::Principal;
-use crate::error::ApiError;
+use crate::error::{ApiError, ErrorBody};
+use crate::openapi::{BreakdownDimension, BreakdownMetric, TimeRange};
 use crate::startup::AppState;
 
 /// Metrics the breakdown accepts.
@@ -31,7 +36,100 @@ pub const BREAKDOWN_METRICS: [&str; 6] = [
     keys::BLOCKED,
 ];
 
-const RANGES: [&str; 4] = ["24h", "7d", "30d", "90d"];
+/// Time ranges of a breakdown.
+pub const TIME_RANGES: [&str; 4] = ["24h", "7d", "30d", "90d"];
+
+/// Query parameters of `GET /v1/metrics/breakdown`.
+#[derive(Debug, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct BreakdownQuery {
+    /// The project.
+    pub project_id: Uuid,
+    /// The metric.
+    #[param(value_type = BreakdownMetric)]
+    pub metric: String,
+    /// The dimension to group by.
+    #[param(value_type = BreakdownDimension)]
+    pub dimension: String,
+    /// The range ending at the snapshot time; default `7d`.
+    #[param(value_type = Option<TimeRange>)]
+    pub time_range: Option<String>,
+    /// A JSON object of conditions on the other dimensions, each a string or an array of
+    /// strings, e.g. `{"assignee": ["ana", "bo"]}`.
+    pub filters: Option<String>,
+}
+
+static PARAMETERS: LazyLock<Vec<String>> = LazyLock::new(query_names::<BreakdownQuery>);
+
+/// The body of `GET /v1/metrics/breakdown`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct BreakdownResponse {
+    /// Always `1.0`.
+    pub version: &'static str,
+    /// The project.
+    pub project_id: Uuid,
+    /// The metric.
+    #[schema(value_type = BreakdownMetric)]
+    pub metric: &'static str,
+    /// The dimension grouped by.
+    #[schema(value_type = BreakdownDimension)]
+    pub dimension: &'static str,
+    /// The range.
+    #[schema(value_type = TimeRange)]
+    pub time_range: &'static str,
+    /// The filters that were applied, each as a list of values.
+    pub filters_applied: BTreeMap<String, Vec<String>>,
+    /// Count metrics: the number of rows; cycle and lead time: the overall p50 in minutes.
+    #[schema(required = true)]
+    pub total: Option<f64>,
+    /// One entry per dimension value.
+    pub breakdown: Vec<BreakdownGroup>,
+    /// How far the read model is behind the event log.
+    pub freshness: Freshness,
+}
+
+/// One group of a breakdown.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct BreakdownGroup {
+    /// The dimension's value (an id); `null` groups tasks without one.
+    #[schema(required = true)]
+    pub dimension_value: Option<String>,
+    /// The value's name, where one is known (else the id).
+    #[schema(required = true)]
+    pub dimension_label: Option<String>,
+    /// Count metrics: the count; cycle and lead time: the group's p50 in minutes.
+    #[schema(required = true)]
+    pub value: Option<f64>,
+    /// Share of all rows, 0–100.
+    pub percentage: f64,
+    /// Rows (tasks) in the group.
+    pub count: i64,
+    /// Against the previous equal range.
+    pub trend: GroupTrend,
+}
+
+/// Direction of a group against the previous equal range.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Direction {
+    /// More than 5 % above (or anything above 0).
+    Up,
+    /// More than 5 % below.
+    Down,
+    /// Within ±5 %.
+    Stable,
+}
+
+/// `trend` of a breakdown group.
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
+pub struct GroupTrend {
+    /// `null` when the current value is `null`.
+    #[schema(required = true)]
+    pub direction: Option<Direction>,
+    /// Relative change in percent; `null` when the previous value was 0 or unknown.
+    #[schema(required = true)]
+    pub change_pct: Option<f64>,
+}
 
 fn range_length(range: &str) -> Duration {
     match range {
@@ -43,44 +141,55 @@ fn range_length(range: &str) -> Duration {
 }
 
 /// `{direction, change_pct}`: ±5 % relative is stable; from 0, any rise is up.
-fn trend(current: Option<f64>, previous: Option<f64>) -> Value {
-    match (current, previous) {
+fn trend(current: Option<f64>, previous: Option<f64>) -> GroupTrend {
+    let (direction, change_pct) = match (current, previous) {
         (Some(c), Some(p)) if p != 0.0 => {
             let change = round_score((c - p) / p.abs() * 100.0);
             let direction = if change > 5.0 {
-                "up"
+                Direction::Up
             } else if change < -5.0 {
-                "down"
+                Direction::Down
             } else {
-                "stable"
+                Direction::Stable
             };
-            json!({"direction": direction, "change_pct": change})
+            (Some(direction), Some(change))
         }
-        (Some(c), Some(_)) | (Some(c), None) if c > 0.0 => {
-            json!({"direction": "up", "change_pct": null})
-        }
-        (Some(_), _) => json!({"direction": "stable", "change_pct": 0.0}),
-        (None, _) => json!({"direction": null, "change_pct": null}),
+        (Some(c), Some(_)) | (Some(c), None) if c > 0.0 => (Some(Direction::Up), None),
+        (Some(_), _) => (Some(Direction::Stable), Some(0.0)),
+        (None, _) => (None, None),
+    };
+    GroupTrend {
+        direction,
+        change_pct,
     }
 }
 
 /// Serves a breakdown.
+#[utoipa::path(
+    get,
+    path = "/v1/metrics/breakdown",
+    tag = "metrics",
+    params(BreakdownQuery),
+    security(("bearer" = []), ("api_key" = [])),
+    responses(
+        (status = 200, description = "The metric per dimension value over the range.", body = BreakdownResponse),
+        (status = 304, description = "Not modified: `If-None-Match` names the current `ETag`."),
+        (status = 400, description = "`bad_request`: a missing or malformed parameter (named in `details.field`).", body = ErrorBody),
+        (status = 404, description = "`not_found`: no such project, or no snapshot yet.", body = ErrorBody),
+        (status = 422, description = "`validation_error`: an unknown metric, dimension, range or filter (`details.allowed_values`).", body = ErrorBody),
+        (status = 503, description = "`service_unavailable`: the database is unavailable.", body = ErrorBody),
+    )
+)]
 pub async fn get_breakdown(
     req: HttpRequest,
     principal: Principal,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
-    let request = metrics_request(
-        &req,
-        &principal,
-        &state,
-        &["project_id", "metric", "dimension", "time_range", "filters"],
-    )
-    .await?;
+    let request = metrics_request(&req, &principal, &state, &PARAMETERS).await?;
     let p = &request.params;
     let metric = one_of(p, "metric", &BREAKDOWN_METRICS, None)?;
     let dimension = one_of(p, "dimension", &BREAKDOWN_DIMENSIONS, None)?;
-    let range = one_of(p, "time_range", &RANGES, Some("7d"))?;
+    let range = one_of(p, "time_range", &TIME_RANGES, Some("7d"))?;
     let others: Vec<&str> = BREAKDOWN_DIMENSIONS
         .iter()
         .copied()
@@ -135,7 +244,7 @@ pub async fn get_breakdown(
             .collect()
     };
     let labels = read_model::labels(&client, project, dimension).await?;
-    let breakdown: Vec<Value> = groups
+    let breakdown: Vec<BreakdownGroup> = groups
         .iter()
         .map(|g| {
             let value = if is_duration {
@@ -153,14 +262,14 @@ pub async fn get_breakdown(
                 .as_ref()
                 .map(|v| labels.get(v).cloned().unwrap_or_else(|| v.clone()));
             let previous = previous.get(&g.value).copied().or(Some(0.0));
-            json!({
-                "dimension_value": g.value,
-                "dimension_label": label,
-                "value": value,
-                "percentage": share,
-                "count": g.count,
-                "trend": trend(value, previous),
-            })
+            BreakdownGroup {
+                dimension_value: g.value.clone(),
+                dimension_label: label,
+                value,
+                percentage: share,
+                count: g.count,
+                trend: trend(value, previous),
+            }
         })
         .collect();
     let total = if is_duration {
@@ -168,24 +277,24 @@ pub async fn get_breakdown(
     } else {
         Some(total_count as f64)
     };
-    let body = json!({
-        "version": flowmeter_shared::API_VERSION,
-        "project_id": project,
-        "metric": metric,
-        "dimension": dimension,
-        "time_range": range,
-        "filters_applied": filters,
-        "total": total,
-        "breakdown": breakdown,
-        "freshness": freshness(&snapshot, head),
-    });
+    let body = BreakdownResponse {
+        version: flowmeter_shared::API_VERSION,
+        project_id: project,
+        metric,
+        dimension,
+        time_range: range,
+        filters_applied: filters,
+        total,
+        breakdown,
+        freshness: freshness(&snapshot, head),
+    };
     let identity = format!(
         "breakdown?{}|{}|{}|{head}",
         req.query_string(),
         snapshot.captured_at.timestamp_micros(),
         snapshot.as_of_seq
     );
-    Ok(cached_json(&req, &state, &identity, body))
+    Ok(cached_json(&req, &state, &identity, &body))
 }
 
 /// WIP or blocked per group at the end of the previous range (the last daily point in it).
@@ -217,6 +326,11 @@ async fn level_at_range_ends(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
+
+    fn trend(current: Option<f64>, previous: Option<f64>) -> serde_json::Value {
+        serde_json::to_value(super::trend(current, previous)).unwrap()
+    }
 
     #[test]
     fn trends_follow_the_five_percent_band() {

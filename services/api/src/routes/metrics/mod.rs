@@ -16,7 +16,8 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use chrono::{DateTime, SecondsFormat, Utc};
 use flowmeter_shared::auth::Role;
 use flowmeter_shared::db::{events, read_model};
-use serde_json::{json, Value};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 use uuid::Uuid;
 
 use crate::auth::Principal;
@@ -25,7 +26,9 @@ use crate::settings::Feature;
 use crate::startup::{resource, AppState};
 use params::Params;
 
-/// Mounts every metrics route.
+/// Mounts every metrics route. Each handler carries `#[utoipa::path]` and is listed in
+/// `openapi::ApiDoc`; its query parameters are the names of its documented `IntoParams`
+/// struct (`params::query_names`), so the document and the handler cannot disagree.
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(resource("/metrics/summary").route(web::get().to(summary::get_summary)))
         .service(resource("/metrics/health").route(web::get().to(milestones::get_milestone_health)))
@@ -38,6 +41,18 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             resource("/metrics/alerts/{id}/acknowledge").route(web::post().to(alerts::acknowledge)),
         );
 }
+
+/// Query parameters of the metrics endpoints that take nothing but the project.
+#[derive(Debug, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct ProjectQuery {
+    /// The project.
+    pub project_id: Uuid,
+}
+
+/// The names of [`ProjectQuery`].
+pub static PROJECT_PARAMETERS: std::sync::LazyLock<Vec<String>> =
+    std::sync::LazyLock::new(params::query_names::<ProjectQuery>);
 
 /// Answers 503 when a feature is switched off.
 pub fn require_feature(state: &AppState, feature: Feature) -> Result<(), ApiError> {
@@ -86,7 +101,7 @@ pub async fn metrics_request(
     req: &HttpRequest,
     principal: &Principal,
     state: &AppState,
-    allowed: &[&str],
+    allowed: &[impl AsRef<str> + Serialize],
 ) -> Result<MetricsRequest, ApiError> {
     let params = Params::parse(req.query_string(), allowed)?;
     let project_id = params.uuid("project_id")?;
@@ -118,31 +133,44 @@ pub async fn load_snapshot(
     Ok((snapshot, head))
 }
 
-/// `{as_of_seq, log_head_seq, lag_events, captured_at}`.
-pub fn freshness(snapshot: &read_model::Snapshot, head: i64) -> Value {
-    json!({
-        "as_of_seq": snapshot.as_of_seq,
-        "log_head_seq": head,
-        "lag_events": (head - snapshot.as_of_seq).max(0),
-        "captured_at": snapshot.captured_at.to_rfc3339_opts(SecondsFormat::Micros, true),
-    })
+/// `freshness` of every metrics response: how far the read model is behind the event log.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct Freshness {
+    /// The last event folded into the read model.
+    pub as_of_seq: i64,
+    /// The project's last appended event.
+    pub log_head_seq: i64,
+    /// `log_head_seq − as_of_seq` (never negative).
+    pub lag_events: i64,
+    /// When the snapshot was taken (RFC 3339, UTC, microseconds); `null` when the project
+    /// has not been folded yet.
+    #[schema(required = true, format = DateTime)]
+    pub captured_at: Option<String>,
+}
+
+/// The freshness of a response built from `snapshot`.
+pub fn freshness(snapshot: &read_model::Snapshot, head: i64) -> Freshness {
+    optional_freshness(Some(snapshot), head).0
 }
 
 /// Freshness for responses that do not need a snapshot to exist (trends, drill-downs): the
 /// freshness object and the part of the ETag identity that changes with it.
-pub fn optional_freshness(snapshot: Option<&read_model::Snapshot>, head: i64) -> (Value, String) {
+pub fn optional_freshness(
+    snapshot: Option<&read_model::Snapshot>,
+    head: i64,
+) -> (Freshness, String) {
     let as_of_seq = snapshot.map_or(0, |s| s.as_of_seq);
     let captured_at = snapshot.map(|s| s.captured_at.to_rfc3339_opts(SecondsFormat::Micros, true));
     let identity = format!(
         "{as_of_seq}|{head}|{}",
         captured_at.as_deref().unwrap_or("-")
     );
-    let freshness = json!({
-        "as_of_seq": as_of_seq,
-        "log_head_seq": head,
-        "lag_events": (head - as_of_seq).max(0),
-        "captured_at": captured_at,
-    });
+    let freshness = Freshness {
+        as_of_seq,
+        log_head_seq: head,
+        lag_events: (head - as_of_seq).max(0),
+        captured_at,
+    };
     (freshness, identity)
 }
 
@@ -190,7 +218,7 @@ pub fn cached_json(
     req: &HttpRequest,
     state: &AppState,
     identity: &str,
-    body: Value,
+    body: &impl Serialize,
 ) -> HttpResponse {
     let (mut response, not_modified) = validated_response(req, state, &etag(identity));
     if not_modified {

@@ -16,13 +16,16 @@ pub struct Params {
 
 impl Params {
     /// Parses `query`, refusing unknown and repeated parameters.
-    pub fn parse(query: &str, allowed: &[&str]) -> Result<Self, ApiError> {
+    pub fn parse<S: AsRef<str> + serde::Serialize>(
+        query: &str,
+        allowed: &[S],
+    ) -> Result<Self, ApiError> {
         let pairs: Vec<(String, String)> = serde_urlencoded::from_str(query).map_err(|e| {
             ApiError::bad_field("query", format!("the query string is malformed: {e}"))
         })?;
         let mut values = BTreeMap::new();
         for (name, value) in pairs {
-            if !allowed.contains(&name.as_str()) {
+            if !allowed.iter().any(|a| a.as_ref() == name) {
                 return Err(ApiError::BadRequest {
                     message: format!("unknown parameter {name}"),
                     details: serde_json::json!({ "field": name, "allowed_values": allowed }),
@@ -135,6 +138,15 @@ impl Params {
         }
         Ok(filters)
     }
+}
+
+/// The query parameters a documented parameter struct declares, in declaration order: the
+/// handler accepts exactly what `/v1/openapi.json` lists.
+pub fn query_names<P: utoipa::IntoParams>() -> Vec<String> {
+    P::into_params(|| Some(utoipa::openapi::path::ParameterIn::Query))
+        .into_iter()
+        .map(|p| p.name)
+        .collect()
 }
 
 /// Parses a date or date-time; a date is its day's start (or the next day's, for an

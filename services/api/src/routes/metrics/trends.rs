@@ -2,46 +2,143 @@
 //! project total or grouped by dimensions (additive metrics only).
 
 use std::collections::BTreeMap;
+use std::sync::LazyLock;
 
 use actix_web::{web, HttpRequest, HttpResponse};
 use chrono::{Duration, SecondsFormat};
 use flowmeter_shared::db::{events, read_model};
 use flowmeter_shared::read_model::{Grain, ADDITIVE_METRICS, TREND_DIMENSIONS, TREND_METRICS};
+use serde::Serialize;
 use serde_json::{json, Map, Value};
+use utoipa::{IntoParams, ToSchema};
+use uuid::Uuid;
 
-use super::{cached_json, metrics_request, one_of};
+use super::params::query_names;
+use super::{cached_json, metrics_request, one_of, Freshness};
 use crate::auth::Principal;
-use crate::error::ApiError;
+use crate::error::{ApiError, ErrorBody};
+use crate::openapi::{Granularity, TrendDimensions, TrendMetric};
 use crate::startup::AppState;
 
 /// The most points one request may return.
 pub const MAX_POINTS: i64 = 2000;
 
-const GRAINS: [&str; 4] = ["hour", "day", "week", "month"];
+/// Granularities of trend points.
+pub const GRANULARITIES: [&str; 4] = ["hour", "day", "week", "month"];
+
+/// Query parameters of `GET /v1/metrics/trends`.
+#[derive(Debug, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct TrendsQuery {
+    /// The project.
+    pub project_id: Uuid,
+    /// The metric.
+    #[param(value_type = TrendMetric)]
+    pub metric: String,
+    /// First day (`2026-03-01`) or instant (RFC 3339) of the range.
+    pub start_date: String,
+    /// Last day of the range, inclusive of its whole day, or an RFC 3339 instant.
+    pub end_date: String,
+    /// Bucket size; default `day`. At most 2 000 points per request.
+    #[param(value_type = Option<Granularity>)]
+    pub granularity: Option<String>,
+    /// Comma-separated dimensions to group by (additive metrics only: throughput, arrivals,
+    /// wip, blocked; not at `hour` granularity).
+    #[param(value_type = Option<TrendDimensions>)]
+    pub dimensions: Option<String>,
+}
+
+static PARAMETERS: LazyLock<Vec<String>> = LazyLock::new(query_names::<TrendsQuery>);
+
+/// The body of `GET /v1/metrics/trends`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct TrendsResponse {
+    /// Always `1.0`.
+    pub version: &'static str,
+    /// The project.
+    pub project_id: Uuid,
+    /// The metric.
+    #[schema(value_type = TrendMetric)]
+    pub metric: &'static str,
+    /// The bucket size.
+    #[schema(value_type = Granularity)]
+    pub granularity: &'static str,
+    /// Start of the range (RFC 3339, UTC).
+    #[schema(format = DateTime)]
+    pub start_date: String,
+    /// End of the range, exclusive (RFC 3339, UTC).
+    #[schema(format = DateTime)]
+    pub end_date: String,
+    /// Stored points in time order (no zero-filling).
+    pub data: Vec<TrendPoint>,
+    /// How far the read model is behind the event log.
+    pub freshness: Freshness,
+}
+
+/// One point of a trend.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct TrendPoint {
+    /// Start of the bucket (RFC 3339, UTC).
+    #[schema(format = DateTime)]
+    pub timestamp: String,
+    /// The number (count, level, p50 minutes or 0–100 score); `null` when it cannot be
+    /// computed.
+    #[schema(required = true)]
+    pub value: Option<f64>,
+    /// The group's dimension values (`{}` for the project total; `null` groups tasks
+    /// without that attribute).
+    #[schema(value_type = HashMap<String, Option<String>>)]
+    pub dimensions: Value,
+    /// How the value was obtained.
+    pub metadata: PointMetadata,
+}
+
+/// `metadata` of a trend point.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct PointMetadata {
+    /// Events counted, or samples behind a percentile.
+    pub sample_size: i64,
+    /// For percentile metrics, the confidence interval of the value; else `null`.
+    #[schema(required = true, value_type = Option<ConfidenceInterval>)]
+    pub confidence_interval: Value,
+}
+
+/// A confidence interval.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ConfidenceInterval {
+    /// Lower bound.
+    #[schema(required = true)]
+    pub lower: Option<f64>,
+    /// Upper bound.
+    #[schema(required = true)]
+    pub upper: Option<f64>,
+}
 
 /// Serves a trend.
+#[utoipa::path(
+    get,
+    path = "/v1/metrics/trends",
+    tag = "metrics",
+    params(TrendsQuery),
+    security(("bearer" = []), ("api_key" = [])),
+    responses(
+        (status = 200, description = "The metric's points over the range.", body = TrendsResponse),
+        (status = 304, description = "Not modified: `If-None-Match` names the current `ETag`."),
+        (status = 400, description = "`bad_request`: a missing or malformed parameter (named in `details.field`).", body = ErrorBody),
+        (status = 404, description = "`not_found`: no such project.", body = ErrorBody),
+        (status = 422, description = "`validation_error`: an unknown metric, granularity or dimension (`details.allowed_values`), or a range that is empty or too long.", body = ErrorBody),
+        (status = 503, description = "`service_unavailable`: the database is unavailable.", body = ErrorBody),
+    )
+)]
 pub async fn get_trends(
     req: HttpRequest,
     principal: Principal,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
-    let request = metrics_request(
-        &req,
-        &principal,
-        &state,
-        &[
-            "project_id",
-            "metric",
-            "start_date",
-            "end_date",
-            "granularity",
-            "dimensions",
-        ],
-    )
-    .await?;
+    let request = metrics_request(&req, &principal, &state, &PARAMETERS).await?;
     let p = &request.params;
     let metric = one_of(p, "metric", &TREND_METRICS, None)?;
-    let granularity = one_of(p, "granularity", &GRAINS, Some("day"))?;
+    let granularity = one_of(p, "granularity", &GRANULARITIES, Some("day"))?;
     let grain = Grain::parse(granularity).unwrap_or(Grain::Day);
     let start = p
         .instant("start_date", false)?
@@ -121,7 +218,7 @@ pub async fn get_trends(
     let head = events::head_seq(&client, request.project_id).await?;
     let snapshot = read_model::snapshot(&client, request.project_id, None).await?;
 
-    let data: Vec<Value> = if dimensions.is_empty() {
+    let data: Vec<TrendPoint> = if dimensions.is_empty() {
         rows.iter()
             .map(|r| point(r.bucket, r.value, r.sample_size, &r.detail, json!({})))
             .collect()
@@ -157,18 +254,18 @@ pub async fn get_trends(
     };
 
     let (freshness, fresh_identity) = super::optional_freshness(snapshot.as_ref(), head);
-    let body = json!({
-        "version": flowmeter_shared::API_VERSION,
-        "project_id": request.project_id,
-        "metric": metric,
-        "granularity": granularity,
-        "start_date": start.to_rfc3339_opts(SecondsFormat::Secs, true),
-        "end_date": end.to_rfc3339_opts(SecondsFormat::Secs, true),
-        "data": data,
-        "freshness": freshness,
-    });
+    let body = TrendsResponse {
+        version: flowmeter_shared::API_VERSION,
+        project_id: request.project_id,
+        metric,
+        granularity,
+        start_date: start.to_rfc3339_opts(SecondsFormat::Secs, true),
+        end_date: end.to_rfc3339_opts(SecondsFormat::Secs, true),
+        data,
+        freshness,
+    };
     let identity = format!("trends?{}|{fresh_identity}", req.query_string());
-    Ok(cached_json(&req, &state, &identity, body))
+    Ok(cached_json(&req, &state, &identity, &body))
 }
 
 /// A group of summed points: its dimensions, value and samples.
@@ -180,15 +277,18 @@ fn point(
     sample_size: i64,
     detail: &Value,
     dimensions: Value,
-) -> Value {
+) -> TrendPoint {
     let interval = detail
         .get("confidence_interval")
         .map(|ci| json!({"lower": ci["lower"], "upper": ci["upper"]}))
         .unwrap_or(Value::Null);
-    json!({
-        "timestamp": bucket.to_rfc3339_opts(SecondsFormat::Secs, true),
-        "value": value,
-        "dimensions": dimensions,
-        "metadata": {"sample_size": sample_size, "confidence_interval": interval},
-    })
+    TrendPoint {
+        timestamp: bucket.to_rfc3339_opts(SecondsFormat::Secs, true),
+        value,
+        dimensions,
+        metadata: PointMetadata {
+            sample_size,
+            confidence_interval: interval,
+        },
+    }
 }
