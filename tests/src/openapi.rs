@@ -79,8 +79,39 @@ fn check(document: &Value, schema: &Value, value: &Value, at: &str, errors: &mut
         return;
     }
     if let Some(all) = schema.get("allOf").and_then(Value::as_array) {
-        for part in all {
-            check(document, part, value, at, errors);
+        match value {
+            // Each part of a composed object documents some of its properties: a part sees
+            // only its own, and every property must belong to one part.
+            Value::Object(object) => {
+                let mut declared = std::collections::HashSet::new();
+                for part in all {
+                    let mut target = part;
+                    while let Some(reference) = target.get("$ref").and_then(Value::as_str) {
+                        match resolve(document, reference) {
+                            Some(next) => target = next,
+                            None => break,
+                        }
+                    }
+                    let own = target.get("properties").and_then(Value::as_object);
+                    let restricted: serde_json::Map<String, Value> = object
+                        .iter()
+                        .filter(|(name, _)| own.is_none_or(|p| p.contains_key(*name)))
+                        .map(|(name, v)| (name.clone(), v.clone()))
+                        .collect();
+                    if let Some(own) = own {
+                        declared.extend(own.keys().cloned());
+                    }
+                    check(document, part, &Value::Object(restricted), at, errors);
+                }
+                for name in object.keys().filter(|n| !declared.contains(*n)) {
+                    errors.push(format!("{at}: property {name} is not documented"));
+                }
+            }
+            _ => {
+                for part in all {
+                    check(document, part, value, at, errors);
+                }
+            }
         }
     }
     for key in ["oneOf", "anyOf"] {

@@ -165,3 +165,61 @@ async fn ingest_and_operations_endpoints_answer_in_their_documented_and_pinned_s
         ".service_version" => "[version]",
     });
 }
+
+#[tokio::test]
+async fn alerts_and_their_acknowledgement_answer_in_their_documented_and_pinned_shape() {
+    let (app, project) = folded_scenario(TestAppOptions::default()).await;
+    let document: Value = app
+        .get("/v1/openapi.json", None)
+        .await
+        .json()
+        .await
+        .unwrap();
+    let mut body = get_documented(
+        &app,
+        &document,
+        "/v1/metrics/alerts",
+        &format!("/v1/metrics/alerts?project_id={project}"),
+        200,
+    )
+    .await;
+    // Alerts of one snapshot share `created_at`; their order among themselves follows their
+    // random ids, so the pinned list is sorted by metric and type.
+    let items = body["items"].as_array_mut().unwrap();
+    assert!(!items.is_empty(), "the scenario fires alerts");
+    items.sort_by_key(|a| (a["metric_key"].to_string(), a["alert_type"].to_string()));
+    assert_json_snapshot!("alerts", body, {
+        ".project_id" => "[project_id]",
+        ".items[].project_id" => "[project_id]",
+        ".items[].id" => insta::dynamic_redaction(per_request),
+    });
+
+    let alert = body["items"][0]["id"].as_str().unwrap().to_owned();
+    let response = app
+        .http
+        .post(app.url(&format!(
+            "/v1/metrics/alerts/{alert}/acknowledge?project_id={project}"
+        )))
+        .json(&json!({"reason": "looking", "expires_in_minutes": 60}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    assert_common_headers(&response);
+    let acknowledged: Value = response.json().await.unwrap();
+    let schema = response_schema(
+        &document,
+        "post",
+        "/v1/metrics/alerts/{id}/acknowledge",
+        200,
+    )
+    .expect("the acknowledgement documents its body");
+    let errors = validate(&document, schema, &acknowledged);
+    assert!(errors.is_empty(), "{}", errors.join("\n"));
+    assert_json_snapshot!("alert_acknowledged", acknowledged, {
+        ".project_id" => "[project_id]",
+        ".id" => insta::dynamic_redaction(per_request),
+        ".acknowledged_at" => insta::dynamic_redaction(per_request),
+        ".ack_expires_at" => insta::dynamic_redaction(per_request),
+    });
+}
