@@ -46,3 +46,20 @@ pub fn bin_path(name: &str) -> std::path::PathBuf {
     );
     path
 }
+
+/// A free port on 127.0.0.1 (bound, read and released).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("free port")
+}
+
+/// Where a child process's logs go: the test's stderr with `TEST_LOG` set, nowhere otherwise.
+pub fn child_stderr() -> std::process::Stdio {
+    if std::env::var("TEST_LOG").is_ok() {
+        std::process::Stdio::inherit()
+    } else {
+        std::process::Stdio::null()
+    }
+}

@@ -18,10 +18,7 @@ impl ApiProcess {
     /// Starts the API against `db_url` (authentication disabled unless `env` says
     /// otherwise) and waits until `/health` answers.
     pub async fn spawn(db_url: &str, env: &[(&str, &str)]) -> Self {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .map(|a| a.port())
-            .expect("free port");
+        let port = crate::free_port();
         let mut command = Command::new(bin_path("flowmeter-api"));
         command
             .env_clear()
@@ -31,11 +28,7 @@ impl ApiProcess {
             .env("FLOWMETER_HTTP_WORKERS", "2")
             .env("FLOWMETER_LOG", "warn")
             .stdout(Stdio::null())
-            .stderr(if std::env::var("TEST_LOG").is_ok() {
-                Stdio::inherit()
-            } else {
-                Stdio::null()
-            });
+            .stderr(crate::child_stderr());
         for (name, value) in env {
             command.env(name, value);
         }

@@ -81,10 +81,7 @@ pub struct WorkerProcess {
 impl WorkerProcess {
     /// Starts `flowmeter-worker run` with extra environment.
     pub fn spawn(db_url: &str, env: &[(&str, &str)]) -> Self {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .map(|a| a.port())
-            .expect("free port");
+        let port = crate::free_port();
         let metrics_addr = format!("127.0.0.1:{port}");
         let mut command = Command::new(bin_path("flowmeter-worker"));
         command
@@ -98,11 +95,7 @@ impl WorkerProcess {
             )
             .env("FLOWMETER_NRT_SCHEDULE", "* * * * * *")
             .stdout(Stdio::null())
-            .stderr(if std::env::var("TEST_LOG").is_ok() {
-                Stdio::inherit()
-            } else {
-                Stdio::null()
-            });
+            .stderr(crate::child_stderr());
         for (name, value) in env {
             command.env(name, value);
         }
@@ -220,5 +213,30 @@ pub async fn wait_until_caught_up(
             "workers did not catch up within {within:?}"
         );
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+}
+
+/// Waits until a worker of this database is inside a run's transaction (with
+/// `FLOWMETER_TEST_FOLD_DELAY_MS`, sleeping before its commit); panics after `within`.
+pub async fn wait_until_in_run(client: &tokio_postgres::Client, within: std::time::Duration) {
+    let started = std::time::Instant::now();
+    loop {
+        let in_run: i64 = client
+            .query_one(
+                "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()
+                   AND state = 'idle in transaction' AND application_name = 'flowmeter-worker'",
+                &[],
+            )
+            .await
+            .unwrap()
+            .get(0);
+        if in_run > 0 {
+            return;
+        }
+        assert!(
+            started.elapsed() < within,
+            "no fold run started within {within:?}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
     }
 }

@@ -92,26 +92,7 @@ async fn a_worker_killed_mid_run_leaves_nothing_partial_and_another_takes_over()
         ],
     );
     // Wait until it holds the lease and is inside its run (sleeping before the commit).
-    let started = Instant::now();
-    loop {
-        let running: i64 = client
-            .query_one(
-                "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()
-                   AND state = 'idle in transaction' AND application_name = 'flowmeter-worker'",
-                &[],
-            )
-            .await
-            .unwrap()
-            .get(0);
-        if running > 0 {
-            break;
-        }
-        assert!(
-            started.elapsed() < Duration::from_secs(30),
-            "the worker never started a run"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    wait_until_in_run(&client, Duration::from_secs(30)).await;
     doomed.kill();
     let (last, _) = checkpoint(&client, project).await;
     assert_eq!(last, 0, "the killed run committed nothing");

@@ -9,8 +9,8 @@ use std::time::{Duration, Instant};
 use chrono::Duration as Span;
 use flowmeter_tests::events::{t, EventBuilder};
 use flowmeter_tests::worker::{
-    assert_verified, backfill, dump_read_model, metric_value, verify, wait_until_caught_up, worker,
-    worker_json, WorkerProcess,
+    assert_verified, backfill, dump_read_model, metric_value, verify, wait_until_caught_up,
+    wait_until_in_run, worker, worker_json, WorkerProcess,
 };
 use flowmeter_tests::{TestApp, TestDb};
 use serde_json::{json, Value};

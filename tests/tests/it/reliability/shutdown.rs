@@ -2,7 +2,7 @@
 //! finish (commit) the batch it is folding; nothing is half-written.
 
 use flowmeter_tests::process::ApiProcess;
-use flowmeter_tests::worker::{assert_verified, WorkerProcess};
+use flowmeter_tests::worker::{assert_verified, wait_until_in_run, WorkerProcess};
 use flowmeter_tests::TestDb;
 
 use super::*;
@@ -91,26 +91,7 @@ async fn sigterm_lets_the_worker_commit_the_batch_it_is_folding() {
     );
     let client = api.db.client().await;
     // Wait until a run is inside its transaction (sleeping before the commit).
-    let started = Instant::now();
-    loop {
-        let in_run: i64 = client
-            .query_one(
-                "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()
-                   AND state = 'idle in transaction' AND application_name = 'flowmeter-worker'",
-                &[],
-            )
-            .await
-            .unwrap()
-            .get(0);
-        if in_run > 0 {
-            break;
-        }
-        assert!(
-            started.elapsed() < Duration::from_secs(30),
-            "no run started"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    wait_until_in_run(&client, Duration::from_secs(30)).await;
     worker.terminate();
     let status = tokio::task::spawn_blocking(move || {
         let status = worker.child.wait();
