@@ -162,6 +162,12 @@ impl TestDb {
         Self { name, url }
     }
 
+    /// A copy of this database as it is now (no connection may be open on it): what a read
+    /// replica that stopped replaying would hold.
+    pub async fn copy(&self) -> Self {
+        Self::create(Some(&self.name)).await
+    }
+
     /// A plain client on this database.
     pub async fn client(&self) -> Client {
         connect(&self.url).await

@@ -108,7 +108,7 @@ impl Credentials {
     /// Records the use (at most once a minute per key).
     pub async fn verify(
         &self,
-        client: &impl deadpool_postgres::GenericClient,
+        primary: &deadpool_postgres::Pool,
         found: Option<ApiKey>,
     ) -> Result<Principal, ApiError> {
         if let Credentials::Anonymous = self {
@@ -126,7 +126,9 @@ impl Credentials {
             .last_used_at
             .is_none_or(|t| now - t > chrono::Duration::minutes(1))
         {
-            api_keys::touch(client, key.id).await?;
+            // A write: always on the primary, even when the key was read from a replica.
+            let client = primary.get().await?;
+            api_keys::touch(&client, key.id).await?;
         }
         Ok(Principal::Key(key))
     }
@@ -171,9 +173,13 @@ impl FromRequest for Principal {
             let Some(hash) = credentials.key_hash() else {
                 return Ok(Principal::Anonymous);
             };
-            let client = state.pool.get().await?;
-            let key = api_keys::find_by_hash(&client, hash).await?;
-            credentials.verify(&client, key).await
+            // The lookup's connection goes back to the pool before the check, which may
+            // take one to record the key's use: a request never holds two.
+            let key = {
+                let client = state.pool.get().await?;
+                api_keys::find_by_hash(&client, hash).await?
+            };
+            credentials.verify(&state.pool, key).await
         })
     }
 }

@@ -12,6 +12,9 @@ use flowmeter_shared::telemetry::LogFormat;
 pub struct ApiSettings {
     /// Database connection and pool.
     pub database: DatabaseSettings,
+    /// A read replica for the metrics reads (`FLOWMETER_READ_DATABASE_URL`); `None`: the
+    /// primary serves them.
+    pub read_database_url: Option<String>,
     /// Listen address (`FLOWMETER_HTTP_ADDR`); port 0 picks a free port.
     pub http_addr: SocketAddr,
     /// Most events in one ingest request (`FLOWMETER_INGEST_MAX_EVENTS`).
@@ -78,6 +81,23 @@ fn cors_origins(env: &Env) -> Result<Vec<String>, ConfigError> {
         .collect()
 }
 
+fn read_database_url(env: &Env) -> Result<Option<String>, ConfigError> {
+    let Some(url) = env.raw("FLOWMETER_READ_DATABASE_URL").map(str::trim) else {
+        return Ok(None);
+    };
+    if url.is_empty() {
+        return Ok(None);
+    }
+    match url.parse::<tokio_postgres::Config>() {
+        Ok(_) => Ok(Some(url.to_owned())),
+        Err(e) => Err(ConfigError::Invalid {
+            name: "FLOWMETER_READ_DATABASE_URL",
+            value: config::redact_url(url),
+            message: e.to_string(),
+        }),
+    }
+}
+
 /// The shortest key accepted from `FLOWMETER_API_KEY`.
 const MIN_BOOTSTRAP_KEY_LEN: usize = 16;
 
@@ -97,6 +117,7 @@ impl ApiSettings {
         let cores = std::thread::available_parallelism().map_or(2, |n| n.get()) as u64;
         Ok(Self {
             database: DatabaseSettings::from_env(env, 16)?,
+            read_database_url: read_database_url(env)?,
             http_addr: config::socket_addr(env, "FLOWMETER_HTTP_ADDR", "127.0.0.1:8080")?,
             ingest_max_events: env.int_in_range(
                 "FLOWMETER_INGEST_MAX_EVENTS",

@@ -20,8 +20,11 @@ use crate::settings::ApiSettings;
 
 /// What every handler can reach.
 pub struct AppState {
-    /// The database pool.
+    /// The database pool (the primary: writes, keys, health).
     pub pool: Pool,
+    /// The pool metrics reads use: a replica's with `FLOWMETER_READ_DATABASE_URL`, else the
+    /// primary's.
+    pub read_pool: Pool,
     /// Validated settings.
     pub settings: ApiSettings,
     /// The process's metrics.
@@ -128,10 +131,22 @@ impl Application {
             api_keys::ensure_bootstrap(&client, secret).await?;
         }
 
+        let read_pool = match &settings.read_database_url {
+            Some(url) => db::create_pool(
+                &flowmeter_shared::config::DatabaseSettings {
+                    url: url.clone(),
+                    ..settings.database.clone()
+                },
+                "flowmeter-api-read",
+            )?,
+            None => pool.clone(),
+        };
+
         let mut registry = Registry::default();
         let metrics = Arc::new(ApiMetrics::register(&mut registry));
         let state = web::Data::new(AppState {
             pool,
+            read_pool,
             settings: settings.clone(),
             metrics,
             registry: Arc::new(registry),

@@ -15,6 +15,7 @@ mod migrations;
 mod openapi;
 mod ops;
 mod query_plans;
+mod read_replica;
 mod reliability;
 mod scenario;
 mod sequence;

@@ -130,9 +130,14 @@ pub async fn get_health() -> HttpResponse {
 )]
 pub async fn get_health_db(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
     let started = std::time::Instant::now();
+    // The primary, and the read replica when one is configured.
     let ping = async {
         let client = state.pool.get().await?;
         client.simple_query("SELECT 1").await?;
+        if state.settings.read_database_url.is_some() {
+            let client = state.read_pool.get().await?;
+            client.simple_query("SELECT 1").await?;
+        }
         Ok::<_, ApiError>(())
     };
     let timeout = state.settings.database.connect_timeout + Duration::from_millis(500);

@@ -144,7 +144,7 @@ pub async fn get_alerts(
     let limit = p.integer("limit", 50, 1, 500)?;
     let cursor = p.get("cursor").map(parse_cursor).transpose()?;
 
-    let client = state.pool.get().await?;
+    let client = state.read_pool.get().await?;
     let head = events::head_seq(&client, request.project_id).await?;
     let snapshot = read_model::snapshot(&client, request.project_id, None).await?;
     let (items, more) = alerts::list(&client, request.project_id, &filter, cursor, limit).await?;

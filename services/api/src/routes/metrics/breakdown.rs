@@ -200,7 +200,7 @@ pub async fn get_breakdown(
     let (snapshot, head) = load_snapshot(&state, request.project_id, None).await?;
     let now = snapshot.captured_at;
     let length = range_length(range);
-    let client = state.pool.get().await?;
+    let client = state.read_pool.get().await?;
     let project = request.project_id;
     let (groups, total_count, total_p50) = read_model::breakdown_groups(
         &client,

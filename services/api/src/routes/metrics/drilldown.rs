@@ -209,7 +209,7 @@ pub async fn get_drilldown(
     let filters = p.filters("filters", &FILTER_KEYS)?;
     let filter = RowFilter::from_map(&filters);
 
-    let client = state.pool.get().await?;
+    let client = state.read_pool.get().await?;
     let (items, aggregation) = read_model::drilldown(
         &client,
         request.project_id,

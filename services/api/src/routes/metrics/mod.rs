@@ -106,7 +106,7 @@ pub async fn metrics_request(
     let params = Params::parse(req.query_string(), allowed)?;
     let project_id = params.uuid("project_id")?;
     principal.require(Role::Viewer, project_id)?;
-    let client = state.pool.get().await?;
+    let client = state.read_pool.get().await?;
     if events::find_project(&client, project_id).await?.is_none() {
         return Err(ApiError::NotFound(format!("no project {project_id}")));
     }
@@ -119,7 +119,7 @@ pub async fn load_snapshot(
     project_id: Uuid,
     at: Option<DateTime<Utc>>,
 ) -> Result<(read_model::Snapshot, i64), ApiError> {
-    let client = state.pool.get().await?;
+    let client = state.read_pool.get().await?;
     let snapshot = read_model::snapshot(&client, project_id, at).await?.ok_or_else(|| match at {
         Some(at) => ApiError::NotFound(format!(
             "project {project_id} has no snapshot at or before {}",

@@ -79,7 +79,7 @@ pub async fn get_summary(
     let project_id = params.uuid("project_id")?;
     let at = params.instant("timestamp", false)?;
     let held = state.summaries.get(project_id);
-    let client = state.pool.get().await?;
+    let client = state.read_pool.get().await?;
     // The key, the project, the snapshot and the log head in one statement; the key is
     // checked before anything else is revealed.
     let read = read_model::summary_lookup(
@@ -91,7 +91,9 @@ pub async fn get_summary(
             .map(|h| (h.captured_at, h.row_version.as_str())),
     )
     .await?;
-    let principal = credentials.verify(&client, read.key).await?;
+    // Back to the pool before the key check, which may take a primary connection.
+    drop(client);
+    let principal = credentials.verify(&state.pool, read.key).await?;
     principal.require(Role::Viewer, project_id)?;
     if !read.project_exists {
         return Err(ApiError::NotFound(format!("no project {project_id}")));

@@ -203,7 +203,7 @@ pub async fn get_trends(
         }
     };
 
-    let client = state.pool.get().await?;
+    let client = state.read_pool.get().await?;
     let from = grain.bucket(start);
     let rows = read_model::trend_points(
         &client,
