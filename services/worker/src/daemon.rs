@@ -238,6 +238,9 @@ pub async fn drain(worker: &Worker, mode: Mode, refresh: bool, shutdown: &Shutdo
     let _ = update_gauges(worker).await;
 }
 
+/// Least time between two refreshes of the alert and business gauges.
+const ALERT_GAUGES_EVERY: Duration = Duration::from_secs(5);
+
 async fn update_gauges(worker: &Worker) -> anyhow::Result<()> {
     let client = worker.pool.get().await?;
     let progress = checkpoints::progress(&client).await?;
@@ -252,6 +255,9 @@ async fn update_gauges(worker: &Worker) -> anyhow::Result<()> {
     worker.metrics.fold_lag.set(lag);
     worker.metrics.projects_stalled.set(stalled as i64);
 
+    if !worker.gauges_due(ALERT_GAUGES_EVERY) {
+        return Ok(());
+    }
     let firing = flowmeter_shared::db::alerts::firing_by_severity(&client).await?;
     for severity in Severity::ALL {
         let count = firing

@@ -153,6 +153,8 @@ pub struct Worker {
     /// `state_cache`, which bounds the worker's memory.
     states_in_use: AtomicUsize,
     last_snapshot: Mutex<HashMap<Uuid, Instant>>,
+    /// When the alert and business gauges were last read from the database.
+    gauges_refreshed: Mutex<Option<Instant>>,
 }
 
 impl Worker {
@@ -172,7 +174,22 @@ impl Worker {
             cache: Mutex::new(HashMap::new()),
             states_in_use: AtomicUsize::new(0),
             last_snapshot: Mutex::new(HashMap::new()),
+            gauges_refreshed: Mutex::new(None),
         }
+    }
+
+    /// True (and remembered) when the alert and business gauges were last refreshed at
+    /// least `every` ago: drains can follow each other many times a second under ingest,
+    /// and those gauges read every project's latest summary.
+    pub fn gauges_due(&self, every: std::time::Duration) -> bool {
+        let Ok(mut last) = self.gauges_refreshed.lock() else {
+            return true;
+        };
+        if last.is_some_and(|at| at.elapsed() < every) {
+            return false;
+        }
+        *last = Some(Instant::now());
+        true
     }
 
     /// Drops cached states (of other projects) until at most `room` remain.

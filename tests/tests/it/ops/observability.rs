@@ -338,7 +338,16 @@ async fn every_metric_a_dashboard_or_rule_uses_is_exposed_by_the_running_api_or_
         .text()
         .await
         .unwrap();
-    let worker_text = worker.metrics().await;
+    // The worker refreshes its business gauges at most every few seconds after a drain: wait
+    // for a refresh that saw the folded projects.
+    let started = std::time::Instant::now();
+    let worker_text = loop {
+        let text = worker.metrics().await;
+        if text.contains("flowmeter_project_metric{") || started.elapsed().as_secs() > 20 {
+            break text;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+    };
     let (mut families, mut samples) = exposition(&api_text);
     let (worker_families, worker_samples) = exposition(&worker_text);
     families.extend(worker_families);
