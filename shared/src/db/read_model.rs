@@ -7,6 +7,8 @@ use serde_json::Value;
 use uuid::Uuid;
 
 use crate::db::api_keys::ApiKey;
+use crate::db::tasks;
+use crate::metrics::factors;
 
 /// A stored summary snapshot as the API serves it.
 #[derive(Debug, Clone)]
@@ -167,7 +169,7 @@ pub struct DrilldownItem {
     pub task_class: Option<String>,
     /// State.
     pub state: String,
-    /// Contributing factors.
+    /// Contributing factors, derived from the task's projection.
     pub contributing_factors: Value,
 }
 
@@ -200,7 +202,9 @@ pub const ROW_CONDITIONS: &str = "project_id = $1 AND metric_key = $2
     AND ($6::text[] IS NULL OR state = ANY($6))
     AND ($7::text[] IS NULL OR task_class = ANY($7))";
 
-/// One page of drill-down rows and the aggregation over all that match.
+/// One page of drill-down rows and the aggregation over all that match. Each row's
+/// contributing factors are derived from its task's projection, as of `snapshot_at` (the
+/// latest snapshot, which wrote the rows) for the age metrics.
 #[allow(clippy::too_many_arguments)]
 pub async fn drilldown(
     client: &impl GenericClient,
@@ -211,6 +215,7 @@ pub async fn drilldown(
     descending: bool,
     limit: i64,
     offset: i64,
+    snapshot_at: Option<DateTime<Utc>>,
 ) -> anyhow::Result<(Vec<DrilldownItem>, Aggregation)> {
     let column = match sort_by {
         SortBy::Value => "value",
@@ -220,10 +225,15 @@ pub async fn drilldown(
     let direction = if descending { "DESC" } else { "ASC" };
     // The ORDER BY comes from a closed enum; every value is a parameter.
     let page_sql = format!(
-        "SELECT task_id, title, value, ts, phase_id, milestone_id, assignee, task_class, state,
-                contributing_factors
-           FROM metrics_drilldown WHERE {ROW_CONDITIONS}
-          ORDER BY {column} {direction}, task_id {direction} LIMIT $8 OFFSET $9"
+        "SELECT p.task_id, p.title, p.value, p.ts, p.phase_id, p.milestone_id, p.assignee,
+                p.task_class, p.state, t.task_id IS NOT NULL, {task_columns}
+           FROM (SELECT task_id, title, value, ts, phase_id, milestone_id, assignee, task_class,
+                        state
+                   FROM metrics_drilldown WHERE {ROW_CONDITIONS}
+                  ORDER BY {column} {direction}, task_id {direction} LIMIT $8 OFFSET $9) p
+           LEFT JOIN metrics_task t ON t.project_id = $1 AND t.task_id = p.task_id
+          ORDER BY p.{column} {direction}, p.task_id {direction}",
+        task_columns = tasks::columns("t"),
     );
     let aggregate_sql = format!(
         "SELECT count(*), sum(value), avg(value), min(value), max(value),
@@ -247,19 +257,27 @@ pub async fn drilldown(
     let rows = client.query(&page_stmt, &page_params).await?;
     let items = rows
         .iter()
-        .map(|r| DrilldownItem {
-            task_id: r.get(0),
-            title: r.get(1),
-            value: r.get(2),
-            ts: r.get(3),
-            phase_id: r.get(4),
-            milestone_id: r.get(5),
-            assignee: r.get(6),
-            task_class: r.get(7),
-            state: r.get(8),
-            contributing_factors: r.get(9),
+        .map(|r| {
+            let contributing_factors = if r.get::<_, bool>(9) {
+                let task = tasks::task_from_row(r, 10)?;
+                factors::factors_for_row(&task, metric, snapshot_at)
+            } else {
+                Value::Array(Vec::new())
+            };
+            Ok(DrilldownItem {
+                task_id: r.get(0),
+                title: r.get(1),
+                value: r.get(2),
+                ts: r.get(3),
+                phase_id: r.get(4),
+                milestone_id: r.get(5),
+                assignee: r.get(6),
+                task_class: r.get(7),
+                state: r.get(8),
+                contributing_factors,
+            })
         })
-        .collect();
+        .collect::<anyhow::Result<Vec<_>>>()?;
     let row = client.query_one(&aggregate_stmt, &conditions).await?;
     let percentiles: Option<Vec<f64>> = row.get(5);
     let percentile = |i: usize| percentiles.as_ref().and_then(|p| p.get(i).copied());

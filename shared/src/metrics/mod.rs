@@ -13,6 +13,7 @@
 pub mod actions;
 pub mod compute;
 pub mod efficiency;
+pub mod factors;
 pub mod facts;
 pub mod flow;
 pub mod forecast;

@@ -164,8 +164,6 @@ pub struct DrilldownRow {
     pub task_class: Option<String>,
     /// Current state.
     pub state: String,
-    /// `[{factor, impact, description}]`.
-    pub contributing_factors: Value,
 }
 
 /// A poison event set aside.

@@ -1,5 +1,6 @@
-//! Drill-down rows (SPEC §4.1): one per (metric, task), carrying the task's context and the
-//! factors that explain its number. Durations and marks of the tasks that changed since the
+//! Drill-down rows (SPEC §4.1): one per (metric, task), carrying the task's context (the
+//! factors that explain its number are derived from the task's projection when a page is
+//! served, see `flowmeter_shared::metrics::factors`). Durations and marks of the tasks that changed since the
 //! previous snapshot are written with the next snapshot (they are a read model of it, so a
 //! task folded in many batches is written once); ages of WIP, blocked and backlog tasks are
 //! rewritten at every snapshot.
@@ -7,96 +8,15 @@
 use std::collections::BTreeMap;
 
 use chrono::{DateTime, Utc};
-use flowmeter_shared::metrics::efficiency::Stage;
-use flowmeter_shared::metrics::stats::{round_duration, round_ratio};
+use flowmeter_shared::metrics::stats::round_duration;
 use flowmeter_shared::metrics::{TaskFacts, TaskState};
-use serde_json::{json, Value};
 
 use super::model::{keys, DrilldownRow};
 use super::state::ProjectState;
 
-/// Metrics whose rows are ages as of the snapshot.
-pub const SNAPSHOT_METRICS: [&str; 3] = [keys::WIP, keys::BLOCKED, keys::BACKLOG];
+pub use flowmeter_shared::metrics::factors::SNAPSHOT_METRICS;
 
-fn stage_name(stage: Stage) -> &'static str {
-    match stage {
-        Stage::Backlog => "backlog",
-        Stage::Queue => "queue",
-        Stage::Implementation => "implementation",
-        Stage::Review => "review",
-        Stage::Rework => "rework",
-        Stage::Blocked => "blocked",
-    }
-}
-
-/// `[{factor, impact, description}]`: time share per stage, blocked episodes and
-/// integration retries, largest impact first. `as_of` bounds the open stay.
-pub fn contributing_factors(task: &TaskFacts, as_of: DateTime<Utc>) -> Value {
-    let times = task.time_in_state_as_of(as_of);
-    let mut per_stage: BTreeMap<Stage, f64> = BTreeMap::new();
-    for state in TaskState::ALL {
-        if let Some(stage) = Stage::of(state) {
-            *per_stage.entry(stage).or_default() += times.get(state);
-        }
-    }
-    let total: f64 = per_stage.values().sum();
-    let mut factors: Vec<(f64, Value)> = Vec::new();
-    if total > 0.0 {
-        for (stage, seconds) in &per_stage {
-            if *seconds > 0.0 {
-                let share = seconds / total;
-                factors.push((
-                    share,
-                    json!({
-                        "factor": format!("stage:{}", stage_name(*stage)),
-                        "impact": round_ratio(share),
-                        "description": format!(
-                            "{:.0}% of the task's time ({} h) in {}",
-                            share * 100.0,
-                            round_duration(seconds / 3600.0),
-                            stage_name(*stage)
-                        ),
-                    }),
-                ));
-            }
-        }
-    }
-    let episodes = task.blocked_episodes.len();
-    if episodes > 0 {
-        let blocked_share = if total > 0.0 {
-            times.get(TaskState::Blocked) / total
-        } else {
-            0.0
-        };
-        factors.push((
-            blocked_share,
-            json!({
-                "factor": "blocked_episodes",
-                "impact": round_ratio(blocked_share),
-                "description": format!("{episodes} blocked episode(s)"),
-            }),
-        ));
-    }
-    if task.integration_failures > 0 {
-        let attempts = task.integration_attempts.max(task.integration_failures);
-        let share = f64::from(task.integration_failures) / f64::from(attempts);
-        factors.push((
-            share,
-            json!({
-                "factor": "integration_retries",
-                "impact": round_ratio(share),
-                "description": format!(
-                    "{} of {} integration attempt(s) failed",
-                    task.integration_failures, attempts
-                ),
-            }),
-        ));
-    }
-    factors.sort_by(|a, b| b.0.total_cmp(&a.0));
-    Value::Array(factors.into_iter().map(|(_, f)| f).collect())
-}
-
-fn row(task: &TaskFacts, value: f64, ts: DateTime<Utc>, factors: Value) -> DrilldownRow {
+fn row(task: &TaskFacts, value: f64, ts: DateTime<Utc>) -> DrilldownRow {
     DrilldownRow {
         value,
         ts,
@@ -106,14 +26,7 @@ fn row(task: &TaskFacts, value: f64, ts: DateTime<Utc>, factors: Value) -> Drill
         assignee: task.assignee.clone(),
         task_class: task.task_class.clone(),
         state: task.state.as_str().to_owned(),
-        contributing_factors: factors,
     }
-}
-
-/// The closed-stay reference time of a task: its terminal time, else the start of its
-/// current stay (so rows written between snapshots do not depend on the wall clock).
-fn settled_at(task: &TaskFacts) -> DateTime<Utc> {
-    task.terminal_time().unwrap_or(task.state_entered_at)
 }
 
 impl ProjectState {
@@ -125,7 +38,6 @@ impl ProjectState {
         let Some(task) = self.task(id) else {
             return Vec::new();
         };
-        let factors = contributing_factors(task, settled_at(task));
         let mut rows = Vec::with_capacity(4);
         if let Some(integrated_at) = task.integrated_at {
             let marks = [
@@ -141,11 +53,11 @@ impl ProjectState {
             ];
             for (metric, value) in marks {
                 if let Some(value) = value {
-                    rows.push((metric, row(task, value, integrated_at, factors.clone())));
+                    rows.push((metric, row(task, value, integrated_at)));
                 }
             }
         }
-        rows.push((keys::ARRIVALS, row(task, 1.0, task.created_at, factors)));
+        rows.push((keys::ARRIVALS, row(task, 1.0, task.created_at)));
         rows
     }
 
@@ -159,7 +71,7 @@ impl ProjectState {
             let mut add = |metric: &str, since: DateTime<Utc>| {
                 rows.insert(
                     (metric.to_owned(), task.task_id.clone()),
-                    row(task, hours(since), since, contributing_factors(task, now)),
+                    row(task, hours(since), since),
                 );
             };
             if task.state.is_wip() {

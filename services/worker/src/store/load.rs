@@ -2,12 +2,10 @@
 
 use std::collections::BTreeMap;
 
-use anyhow::Context;
 use chrono::{DateTime, Utc};
 use deadpool_postgres::GenericClient;
-use flowmeter_shared::metrics::{
-    AttemptFacts, BlockedEpisode, GateFacts, MilestoneFacts, PerState, ProjectFacts, TaskFacts,
-};
+use flowmeter_shared::db::tasks;
+use flowmeter_shared::metrics::{AttemptFacts, GateFacts, MilestoneFacts, ProjectFacts, TaskFacts};
 use flowmeter_shared::read_model::{
     BreakdownKey, BreakdownValue, Dims, DrilldownRow, Grain, PhaseFacts, QuarantinedEvent,
     SummaryRow, TrendKey, TrendValue,
@@ -63,64 +61,14 @@ async fn load_tasks(
 ) -> anyhow::Result<Vec<TaskFacts>> {
     let rows = client
         .query(
-            "SELECT task_id, title, phase_id, milestone_id, assignee, task_class, priority, state,
-                    inferred, created_at, claimed_at, implemented_at, integrated_at, terminal_at,
-                    state_entered_at, blocked_since, integration_attempts, integration_failures,
-                    time_in_state_seconds, blocked_started_at, blocked_ended_at, facts
-               FROM metrics_task WHERE project_id = $1 ORDER BY task_id",
+            &format!(
+                "SELECT {} FROM metrics_task WHERE project_id = $1 ORDER BY task_id",
+                tasks::columns("metrics_task")
+            ),
             &[&project_id],
         )
         .await?;
-    rows.iter().map(task_from_row).collect()
-}
-
-/// A task from its typed columns, or from the JSONB `facts` of a row written before they
-/// existed.
-fn task_from_row(r: &tokio_postgres::Row) -> anyhow::Result<TaskFacts> {
-    let Some(times) = r.get::<_, Option<Vec<f64>>>(18) else {
-        let facts: Option<serde_json::Value> = r.get(21);
-        let facts = facts.context("metrics_task row has neither state columns nor facts")?;
-        return serde_json::from_value(facts).context("decoding metrics_task.facts");
-    };
-    let times: [f64; 11] = times.try_into().map_err(|v: Vec<f64>| {
-        anyhow::anyhow!("time_in_state_seconds has {} entries, not 11", v.len())
-    })?;
-    let started: Vec<DateTime<Utc>> = r.get::<_, Option<_>>(19).unwrap_or_default();
-    let ended: Vec<Option<DateTime<Utc>>> = r.get::<_, Option<_>>(20).unwrap_or_default();
-    anyhow::ensure!(
-        started.len() == ended.len(),
-        "blocked episode arrays differ in length"
-    );
-    let state: String = r.get(7);
-    Ok(TaskFacts {
-        task_id: r.get(0),
-        title: r.get(1),
-        phase_id: r.get(2),
-        milestone_id: r.get(3),
-        assignee: r.get(4),
-        task_class: r.get(5),
-        priority: r.get(6),
-        state: state.parse().map_err(|e| anyhow::anyhow!("{e}"))?,
-        inferred: r.get(8),
-        created_at: r.get(9),
-        claimed_at: r.get(10),
-        implemented_at: r.get(11),
-        integrated_at: r.get(12),
-        terminal_at: r.get(13),
-        state_entered_at: r.get(14),
-        blocked_since: r.get(15),
-        time_in_state_seconds: PerState(times),
-        blocked_episodes: started
-            .into_iter()
-            .zip(ended)
-            .map(|(started_at, ended_at)| BlockedEpisode {
-                started_at,
-                ended_at,
-            })
-            .collect(),
-        integration_attempts: u32::try_from(r.get::<_, i32>(16))?,
-        integration_failures: u32::try_from(r.get::<_, i32>(17))?,
-    })
+    rows.iter().map(|r| tasks::task_from_row(r, 0)).collect()
 }
 
 async fn load_gates(
@@ -349,7 +297,7 @@ pub async fn load_model(
     for row in client
         .query(
             "SELECT metric_key, task_id, value, ts, title, phase_id, milestone_id, assignee, task_class,
-                    state, contributing_factors
+                    state
                FROM metrics_drilldown WHERE project_id = $1",
             p,
         )
@@ -366,7 +314,6 @@ pub async fn load_model(
                 assignee: row.get(7),
                 task_class: row.get(8),
                 state: row.get(9),
-                contributing_factors: row.get(10),
             },
         );
     }

@@ -567,21 +567,16 @@ async fn upsert_drilldown(
         .map(|(_, _, r)| r.task_class.as_deref())
         .collect();
     let task_state: Vec<&str> = rows.iter().map(|(_, _, r)| r.state.as_str()).collect();
-    let factors: Vec<&Value> = rows
-        .iter()
-        .map(|(_, _, r)| &r.contributing_factors)
-        .collect();
     let stmt = client
         .prepare_cached(
             "INSERT INTO metrics_drilldown (project_id, metric_key, task_id, value, ts, title, phase_id,
-                 milestone_id, assignee, task_class, state, contributing_factors)
+                 milestone_id, assignee, task_class, state)
              SELECT $1, * FROM UNNEST($2::text[], $3::text[], $4::float8[], $5::timestamptz[], $6::text[],
-                 $7::text[], $8::text[], $9::text[], $10::text[], $11::text[], $12::jsonb[])
+                 $7::text[], $8::text[], $9::text[], $10::text[], $11::text[])
              ON CONFLICT (project_id, metric_key, task_id) DO UPDATE SET value = EXCLUDED.value,
                  ts = EXCLUDED.ts, title = EXCLUDED.title, phase_id = EXCLUDED.phase_id,
                  milestone_id = EXCLUDED.milestone_id, assignee = EXCLUDED.assignee,
-                 task_class = EXCLUDED.task_class, state = EXCLUDED.state,
-                 contributing_factors = EXCLUDED.contributing_factors",
+                 task_class = EXCLUDED.task_class, state = EXCLUDED.state",
         )
         .await?;
     client
@@ -599,7 +594,6 @@ async fn upsert_drilldown(
                 &assignee,
                 &class,
                 &task_state,
-                &factors,
             ],
         )
         .await?;

@@ -210,6 +210,7 @@ pub async fn get_drilldown(
     let filter = RowFilter::from_map(&filters);
 
     let client = state.read_pool.get().await?;
+    let snapshot = read_model::snapshot(&client, request.project_id, None).await?;
     let (items, aggregation) = read_model::drilldown(
         &client,
         request.project_id,
@@ -219,10 +220,10 @@ pub async fn get_drilldown(
         descending,
         limit,
         offset,
+        snapshot.as_ref().map(|s| s.captured_at),
     )
     .await?;
     let head = events::head_seq(&client, request.project_id).await?;
-    let snapshot = read_model::snapshot(&client, request.project_id, None).await?;
     let items: Vec<DrilldownItem> = items
         .into_iter()
         .map(|item| DrilldownItem {
