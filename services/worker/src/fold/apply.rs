@@ -503,6 +503,9 @@ impl ProjectState {
     /// Moves a task into `to` at `at`: closes the current stay (clamping a negative
     /// duration to 0) and sets the entry timestamps of SPEC §4.
     fn enter_state(&mut self, id: &str, to: TaskState, at: DateTime<Utc>, delta: &mut Delta) {
+        if to == TaskState::Integrated && self.task(id).is_some_and(|t| t.integrated_at.is_none()) {
+            self.stored.integrated_since_drilldown.insert(id.to_owned());
+        }
         let negative = self
             .update_task(id, |task| {
                 let negative = at < task.state_entered_at;

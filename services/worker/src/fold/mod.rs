@@ -22,6 +22,7 @@ impl ProjectState {
             self.apply(event, &mut delta);
         }
         self.drilldown_pending.extend(delta.tasks.iter().cloned());
+        self.mark_fresh_projections(&mut delta);
         delta
     }
 }

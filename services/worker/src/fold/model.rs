@@ -26,6 +26,12 @@ pub struct Delta {
     pub gates: BTreeSet<String>,
     /// Attempts to write.
     pub attempts: BTreeSet<String>,
+    /// The `tasks` that have no row yet (inserted without conflict handling).
+    pub fresh_tasks: BTreeSet<String>,
+    /// The `gates` that have no row yet.
+    pub fresh_gates: BTreeSet<String>,
+    /// The `attempts` that have no row yet.
+    pub fresh_attempts: BTreeSet<String>,
     /// Milestones to write.
     pub milestones: BTreeSet<String>,
     /// Phases to write.
@@ -51,6 +57,10 @@ pub struct Delta {
     /// time) are rewritten from the state (`ProjectState::task_rows`); a snapshot carries
     /// every task changed since the previous one.
     pub drilldown_tasks: BTreeSet<String>,
+    /// The `drilldown_tasks` that have no drill-down row yet.
+    pub drilldown_fresh: BTreeSet<String>,
+    /// The `drilldown_tasks` that have an arrival row but no integration rows yet.
+    pub drilldown_fresh_marks: BTreeSet<String>,
     /// Metrics whose drill-down rows are replaced wholesale (snapshot-time metrics).
     pub drilldown_replace: Option<(Vec<String>, DrilldownRows)>,
     /// Poison events, by seq.

@@ -56,6 +56,7 @@ impl ProjectState {
         // ending at `now`, with scores at every grain.
         self.open_buckets(now, &mut delta);
         delta.drilldown_tasks = std::mem::take(&mut self.drilldown_pending);
+        self.mark_fresh_drilldown(&mut delta);
         delta.drilldown_replace = Some((
             SNAPSHOT_METRICS.iter().map(|m| (*m).to_owned()).collect(),
             self.snapshot_rows(now),

@@ -2,11 +2,12 @@
 
 use chrono::{DateTime, NaiveDate, Utc};
 use deadpool_postgres::GenericClient;
-use flowmeter_shared::read_model::DrilldownRow;
+use flowmeter_shared::read_model::{BreakdownKey, BreakdownValue, DrilldownRow};
 use serde_json::Value;
 use uuid::Uuid;
 
 use super::dims_json;
+use crate::fold::model::keys;
 use crate::fold::{Delta, ProjectState};
 
 /// Writes every change of `delta` for `state`'s project.
@@ -48,13 +49,45 @@ pub async fn write_delta(
     Ok(())
 }
 
+/// Rows that cannot exist yet get a plain `INSERT`; the others an upsert, whose conflict
+/// handling costs about as much again per row.
+fn split_fresh<'a>(
+    ids: &'a std::collections::BTreeSet<String>,
+    fresh: &std::collections::BTreeSet<String>,
+) -> [(bool, Vec<&'a String>); 2] {
+    let (new, old): (Vec<_>, Vec<_>) = ids.iter().partition(|id| fresh.contains(*id));
+    [(true, new), (false, old)]
+}
+
+/// `sql` followed by its conflict clause unless the rows are fresh.
+fn insert_sql(sql: &str, fresh: bool, on_conflict: &str) -> String {
+    if fresh {
+        sql.to_owned()
+    } else {
+        format!("{sql} {on_conflict}")
+    }
+}
+
 async fn write_tasks(
     client: &impl GenericClient,
     state: &ProjectState,
     delta: &Delta,
     last_seq: i64,
 ) -> anyhow::Result<()> {
-    let tasks: Vec<_> = delta.tasks.iter().filter_map(|id| state.task(id)).collect();
+    for (fresh, ids) in split_fresh(&delta.tasks, &delta.fresh_tasks) {
+        let tasks: Vec<_> = ids.iter().filter_map(|id| state.task(id)).collect();
+        write_task_rows(client, state, &tasks, fresh, last_seq).await?;
+    }
+    Ok(())
+}
+
+async fn write_task_rows(
+    client: &impl GenericClient,
+    state: &ProjectState,
+    tasks: &[&flowmeter_shared::metrics::TaskFacts],
+    fresh: bool,
+    last_seq: i64,
+) -> anyhow::Result<()> {
     if tasks.is_empty() {
         return Ok(());
     }
@@ -110,7 +143,7 @@ async fn write_tasks(
         .map(|t| array_literal(t.blocked_episodes.iter().map(|e| e.ended_at.map(timestamp))))
         .collect();
     let stmt = client
-        .prepare_cached(
+        .prepare_cached(&insert_sql(
             "INSERT INTO metrics_task (project_id, task_id, title, phase_id, milestone_id, assignee,
                  task_class, priority, state, inferred, created_at, claimed_at, implemented_at,
                  integrated_at, terminal_at, state_entered_at, blocked_since, integration_attempts,
@@ -126,8 +159,9 @@ async fn write_tasks(
                  $17::timestamptz[], $18::int4[], $19::int4[], $20::text[], $21::text[], $22::text[])
                  AS u(id, title, phase, milestone, assignee, class, priority, state, inferred, created,
                       claimed, implemented, integrated, terminal, entered, blocked, attempts, failures,
-                      times, started, ended)
-             ON CONFLICT (project_id, task_id) DO UPDATE SET
+                      times, started, ended)",
+            fresh,
+            "ON CONFLICT (project_id, task_id) DO UPDATE SET
                  title = EXCLUDED.title, phase_id = EXCLUDED.phase_id, milestone_id = EXCLUDED.milestone_id,
                  assignee = EXCLUDED.assignee, task_class = EXCLUDED.task_class, priority = EXCLUDED.priority,
                  state = EXCLUDED.state, inferred = EXCLUDED.inferred, created_at = EXCLUDED.created_at,
@@ -140,7 +174,7 @@ async fn write_tasks(
                  blocked_started_at = EXCLUDED.blocked_started_at,
                  blocked_ended_at = EXCLUDED.blocked_ended_at, facts = NULL,
                  last_seq = EXCLUDED.last_seq",
-        )
+        ))
         .await?;
     client
         .execute(
@@ -207,8 +241,11 @@ async fn write_other_projections(
     last_seq: i64,
 ) -> anyhow::Result<()> {
     let project = state.project_id;
-    let gates: Vec<_> = delta.gates.iter().filter_map(|id| state.gate(id)).collect();
-    if !gates.is_empty() {
+    for (fresh, ids) in split_fresh(&delta.gates, &delta.fresh_gates) {
+        let gates: Vec<_> = ids.iter().filter_map(|id| state.gate(id)).collect();
+        if gates.is_empty() {
+            continue;
+        }
         let ids: Vec<&str> = gates.iter().map(|g| g.gate_id.as_str()).collect();
         let task: Vec<&str> = gates.iter().map(|g| g.task_id.as_str()).collect();
         let kind: Vec<Option<&str>> = gates.iter().map(|g| g.gate_type.as_deref()).collect();
@@ -220,26 +257,32 @@ async fn write_other_projections(
             .map(|g| g.outcome.map(|o| o.as_str()))
             .collect();
         let sla: Vec<Option<f64>> = gates.iter().map(|g| g.sla_hours).collect();
+        let sql = insert_sql(
+            "INSERT INTO metrics_gate (project_id, gate_id, task_id, gate_type, reviewer, requested_at,
+                 decided_at, outcome, sla_hours, last_seq)
+             SELECT $1, *, $10 FROM UNNEST($2::text[], $3::text[], $4::text[], $5::text[],
+                 $6::timestamptz[], $7::timestamptz[], $8::text[], $9::float8[])",
+            fresh,
+            "ON CONFLICT (project_id, gate_id) DO UPDATE SET task_id = EXCLUDED.task_id,
+                 gate_type = EXCLUDED.gate_type, reviewer = EXCLUDED.reviewer,
+                 requested_at = EXCLUDED.requested_at, decided_at = EXCLUDED.decided_at,
+                 outcome = EXCLUDED.outcome, sla_hours = EXCLUDED.sla_hours, last_seq = EXCLUDED.last_seq",
+        );
         client
             .execute(
-                "INSERT INTO metrics_gate (project_id, gate_id, task_id, gate_type, reviewer, requested_at,
-                     decided_at, outcome, sla_hours, last_seq)
-                 SELECT $1, *, $10 FROM UNNEST($2::text[], $3::text[], $4::text[], $5::text[],
-                     $6::timestamptz[], $7::timestamptz[], $8::text[], $9::float8[])
-                 ON CONFLICT (project_id, gate_id) DO UPDATE SET task_id = EXCLUDED.task_id,
-                     gate_type = EXCLUDED.gate_type, reviewer = EXCLUDED.reviewer,
-                     requested_at = EXCLUDED.requested_at, decided_at = EXCLUDED.decided_at,
-                     outcome = EXCLUDED.outcome, sla_hours = EXCLUDED.sla_hours, last_seq = EXCLUDED.last_seq",
-                &[&project, &ids, &task, &kind, &reviewer, &requested, &decided, &outcome, &sla, &last_seq],
+                &sql,
+                &[
+                    &project, &ids, &task, &kind, &reviewer, &requested, &decided, &outcome, &sla,
+                    &last_seq,
+                ],
             )
             .await?;
     }
-    let attempts: Vec<_> = delta
-        .attempts
-        .iter()
-        .filter_map(|id| state.attempt(id))
-        .collect();
-    if !attempts.is_empty() {
+    for (fresh, ids) in split_fresh(&delta.attempts, &delta.fresh_attempts) {
+        let attempts: Vec<_> = ids.iter().filter_map(|id| state.attempt(id)).collect();
+        if attempts.is_empty() {
+            continue;
+        }
         let ids: Vec<&str> = attempts.iter().map(|a| a.attempt_id.as_str()).collect();
         let task: Vec<&str> = attempts.iter().map(|a| a.task_id.as_str()).collect();
         let number: Vec<Option<i64>> = attempts.iter().map(|a| a.attempt_number).collect();
@@ -249,16 +292,22 @@ async fn write_other_projections(
             .iter()
             .map(|a| a.result.map(|r| r.as_str()))
             .collect();
+        let sql = insert_sql(
+            "INSERT INTO metrics_integration_attempt (project_id, attempt_id, task_id, attempt_number,
+                 started_at, finished_at, result, last_seq)
+             SELECT $1, *, $8 FROM UNNEST($2::text[], $3::text[], $4::int8[], $5::timestamptz[],
+                 $6::timestamptz[], $7::text[])",
+            fresh,
+            "ON CONFLICT (project_id, attempt_id) DO UPDATE SET task_id = EXCLUDED.task_id,
+                 attempt_number = EXCLUDED.attempt_number, started_at = EXCLUDED.started_at,
+                 finished_at = EXCLUDED.finished_at, result = EXCLUDED.result, last_seq = EXCLUDED.last_seq",
+        );
         client
             .execute(
-                "INSERT INTO metrics_integration_attempt (project_id, attempt_id, task_id, attempt_number,
-                     started_at, finished_at, result, last_seq)
-                 SELECT $1, *, $8 FROM UNNEST($2::text[], $3::text[], $4::int8[], $5::timestamptz[],
-                     $6::timestamptz[], $7::text[])
-                 ON CONFLICT (project_id, attempt_id) DO UPDATE SET task_id = EXCLUDED.task_id,
-                     attempt_number = EXCLUDED.attempt_number, started_at = EXCLUDED.started_at,
-                     finished_at = EXCLUDED.finished_at, result = EXCLUDED.result, last_seq = EXCLUDED.last_seq",
-                &[&project, &ids, &task, &number, &started, &finished, &result, &last_seq],
+                &sql,
+                &[
+                    &project, &ids, &task, &number, &started, &finished, &result, &last_seq,
+                ],
             )
             .await?;
     }
@@ -441,17 +490,31 @@ async fn write_trend(
             )
             .await?;
     }
-    if !delta.trend_set.is_empty() {
-        let c = trend_columns(delta.trend_set.iter());
+    // Dimensioned points of a replaced (metric, grain, bucket) were just deleted.
+    let (fresh, existing): (Vec<_>, Vec<_>) = delta.trend_set.iter().partition(|(key, _)| {
+        key.dims.is_some()
+            && delta
+                .trend_replace_dims
+                .contains(&(key.metric.clone(), key.grain, key.bucket))
+    });
+    for (fresh, points) in [(true, fresh), (false, existing)] {
+        if points.is_empty() {
+            continue;
+        }
+        let c = trend_columns(points.into_iter());
+        let sql = insert_sql(
+            "INSERT INTO metrics_trend_point (project_id, metric_key, time_grain, time_bucket,
+                 dimensions, value_numeric, sample_size, value_json)
+             SELECT $1, * FROM UNNEST($2::text[], $3::text[], $4::timestamptz[], $5::jsonb[],
+                 $6::float8[], $7::int8[], $8::jsonb[])",
+            fresh,
+            "ON CONFLICT (project_id, metric_key, time_grain, time_bucket, dimensions) DO UPDATE
+                SET value_numeric = EXCLUDED.value_numeric, sample_size = EXCLUDED.sample_size,
+                    value_json = EXCLUDED.value_json",
+        );
         client
             .execute(
-                "INSERT INTO metrics_trend_point (project_id, metric_key, time_grain, time_bucket,
-                     dimensions, value_numeric, sample_size, value_json)
-                 SELECT $1, * FROM UNNEST($2::text[], $3::text[], $4::timestamptz[], $5::jsonb[],
-                     $6::float8[], $7::int8[], $8::jsonb[])
-                 ON CONFLICT (project_id, metric_key, time_grain, time_bucket, dimensions) DO UPDATE
-                    SET value_numeric = EXCLUDED.value_numeric, sample_size = EXCLUDED.sample_size,
-                        value_json = EXCLUDED.value_json",
+                &sql,
                 &[
                     &project, &c.metric, &c.grain, &c.bucket, &c.dims, &c.value, &c.samples,
                     &c.detail,
@@ -467,41 +530,78 @@ async fn write_breakdown(
     project: Uuid,
     delta: &Delta,
 ) -> anyhow::Result<()> {
-    const UPSERT: &str = "INSERT INTO metrics_breakdown_point AS b (project_id, metric_key, dimension,
-             dimension_value, day, value_numeric, sample_size)
-         SELECT $1, * FROM UNNEST($2::text[], $3::text[], $4::text[], $5::date[], $6::float8[], $7::int8[])
-         ON CONFLICT (project_id, metric_key, dimension, dimension_value, day) DO UPDATE SET ";
-    for (points, update) in [
-        (&delta.breakdown_add, "value_numeric = b.value_numeric + EXCLUDED.value_numeric, sample_size = b.sample_size + EXCLUDED.sample_size"),
-        (&delta.breakdown_set, "value_numeric = EXCLUDED.value_numeric, sample_size = EXCLUDED.sample_size"),
-    ] {
-        if update.starts_with("value_numeric = EXCLUDED") && !delta.breakdown_replace.is_empty() {
-            let metric: Vec<&str> = delta.breakdown_replace.iter().map(|(m, _)| m.as_str()).collect();
-            let day: Vec<NaiveDate> = delta.breakdown_replace.iter().map(|(_, d)| *d).collect();
-            client
-                .execute(
-                    "DELETE FROM metrics_breakdown_point b USING UNNEST($2::text[], $3::date[]) AS r(m, d)
-                      WHERE b.project_id = $1 AND b.metric_key = r.m AND b.day = r.d",
-                    &[&project, &metric, &day],
-                )
-                .await?;
-        }
-        if points.is_empty() {
-            continue;
-        }
-        let metric: Vec<&str> = points.keys().map(|k| k.metric.as_str()).collect();
-        let dimension: Vec<&str> = points.keys().map(|k| k.dimension.as_str()).collect();
-        let value_of: Vec<&str> = points.keys().map(|k| k.value.as_str()).collect();
-        let day: Vec<NaiveDate> = points.keys().map(|k| k.day).collect();
-        let value: Vec<f64> = points.values().map(|v| v.value).collect();
-        let samples: Vec<i64> = points.values().map(|v| v.sample_size).collect();
+    let added: Vec<_> = delta.breakdown_add.iter().collect();
+    write_breakdown_points(
+        client,
+        project,
+        &added,
+        Some("value_numeric = b.value_numeric + EXCLUDED.value_numeric, sample_size = b.sample_size + EXCLUDED.sample_size"),
+    )
+    .await?;
+    if !delta.breakdown_replace.is_empty() {
+        let metric: Vec<&str> = delta
+            .breakdown_replace
+            .iter()
+            .map(|(m, _)| m.as_str())
+            .collect();
+        let day: Vec<NaiveDate> = delta.breakdown_replace.iter().map(|(_, d)| *d).collect();
         client
             .execute(
-                &format!("{UPSERT}{update}"),
-                &[&project, &metric, &dimension, &value_of, &day, &value, &samples],
+                "DELETE FROM metrics_breakdown_point b USING UNNEST($2::text[], $3::date[]) AS r(m, d)
+                  WHERE b.project_id = $1 AND b.metric_key = r.m AND b.day = r.d",
+                &[&project, &metric, &day],
             )
             .await?;
     }
+    // Levels of a replaced (metric, day) were just deleted; the others are upserted.
+    let (fresh, set): (Vec<_>, Vec<_>) = delta.breakdown_set.iter().partition(|(key, _)| {
+        delta
+            .breakdown_replace
+            .contains(&(key.metric.clone(), key.day))
+    });
+    write_breakdown_points(client, project, &fresh, None).await?;
+    write_breakdown_points(
+        client,
+        project,
+        &set,
+        Some("value_numeric = EXCLUDED.value_numeric, sample_size = EXCLUDED.sample_size"),
+    )
+    .await
+}
+
+/// Inserts breakdown points; with `update`, an upsert that applies it on conflict.
+async fn write_breakdown_points(
+    client: &impl GenericClient,
+    project: Uuid,
+    points: &[(&BreakdownKey, &BreakdownValue)],
+    update: Option<&str>,
+) -> anyhow::Result<()> {
+    if points.is_empty() {
+        return Ok(());
+    }
+    let insert = "INSERT INTO metrics_breakdown_point AS b (project_id, metric_key, dimension,
+             dimension_value, day, value_numeric, sample_size)
+         SELECT $1, * FROM UNNEST($2::text[], $3::text[], $4::text[], $5::date[], $6::float8[], $7::int8[])";
+    let sql = match update {
+        Some(update) => format!(
+            "{insert} ON CONFLICT (project_id, metric_key, dimension, dimension_value, day) DO UPDATE SET {update}"
+        ),
+        None => insert.to_owned(),
+    };
+    let metric: Vec<&str> = points.iter().map(|(k, _)| k.metric.as_str()).collect();
+    let dimension: Vec<&str> = points.iter().map(|(k, _)| k.dimension.as_str()).collect();
+    let value_of: Vec<&str> = points.iter().map(|(k, _)| k.value.as_str()).collect();
+    let day: Vec<NaiveDate> = points.iter().map(|(k, _)| k.day).collect();
+    let value: Vec<f64> = points.iter().map(|(_, v)| v.value).collect();
+    let samples: Vec<i64> = points.iter().map(|(_, v)| v.sample_size).collect();
+    client
+        .execute(
+            &sql,
+            &[
+                &project, &metric, &dimension, &value_of, &day, &value, &samples,
+            ],
+        )
+        .await?;
     Ok(())
 }
 
@@ -526,7 +626,8 @@ async fn write_drilldown(
             .iter()
             .map(|((metric, task), row)| (metric.as_str(), task.as_str(), row))
             .collect();
-        upsert_drilldown(client, project, &rows).await?;
+        // Every row of these metrics was just deleted.
+        insert_drilldown(client, project, &rows, true).await?;
     }
     let tasks: Vec<&String> = delta.drilldown_tasks.iter().collect();
     for chunk in tasks.chunks(DRILLDOWN_TASKS_PER_STATEMENT) {
@@ -534,19 +635,26 @@ async fn write_drilldown(
             .iter()
             .map(|id| (id.as_str(), state.task_rows(id)))
             .collect();
-        let rows: Vec<_> = owned
+        let (fresh, existing): (Vec<_>, Vec<_>) = owned
             .iter()
             .flat_map(|(id, rows)| rows.iter().map(move |(metric, row)| (*metric, *id, row)))
-            .collect();
-        upsert_drilldown(client, project, &rows).await?;
+            .partition(|(metric, id, _)| {
+                delta.drilldown_fresh.contains(*id)
+                    || (*metric != keys::ARRIVALS && delta.drilldown_fresh_marks.contains(*id))
+            });
+        insert_drilldown(client, project, &fresh, true).await?;
+        insert_drilldown(client, project, &existing, false).await?;
     }
     Ok(())
 }
 
-async fn upsert_drilldown(
+/// Writes drill-down rows: a plain insert when none of them can exist (`fresh`), else an
+/// upsert.
+async fn insert_drilldown(
     client: &impl GenericClient,
     project: Uuid,
     rows: &[(&str, &str, &DrilldownRow)],
+    fresh: bool,
 ) -> anyhow::Result<()> {
     if rows.is_empty() {
         return Ok(());
@@ -568,16 +676,17 @@ async fn upsert_drilldown(
         .collect();
     let task_state: Vec<&str> = rows.iter().map(|(_, _, r)| r.state.as_str()).collect();
     let stmt = client
-        .prepare_cached(
+        .prepare_cached(&insert_sql(
             "INSERT INTO metrics_drilldown (project_id, metric_key, task_id, value, ts, title, phase_id,
                  milestone_id, assignee, task_class, state)
              SELECT $1, * FROM UNNEST($2::text[], $3::text[], $4::float8[], $5::timestamptz[], $6::text[],
-                 $7::text[], $8::text[], $9::text[], $10::text[], $11::text[])
-             ON CONFLICT (project_id, metric_key, task_id) DO UPDATE SET value = EXCLUDED.value,
+                 $7::text[], $8::text[], $9::text[], $10::text[], $11::text[])",
+            fresh,
+            "ON CONFLICT (project_id, metric_key, task_id) DO UPDATE SET value = EXCLUDED.value,
                  ts = EXCLUDED.ts, title = EXCLUDED.title, phase_id = EXCLUDED.phase_id,
                  milestone_id = EXCLUDED.milestone_id, assignee = EXCLUDED.assignee,
                  task_class = EXCLUDED.task_class, state = EXCLUDED.state",
-        )
+        ))
         .await?;
     client
         .execute(
