@@ -3,7 +3,9 @@ use flowmeter_shared::telemetry;
 use flowmeter_worker::cli::{settings_from_env, Cli};
 
 // The fold allocates many small, short-lived values per event; mimalloc serves them faster
-// than the system allocator and gives freed pages back, which keeps peak RSS down.
+// than the system allocator and gives freed pages back, which keeps peak RSS down. It is
+// built without transparent huge pages (`no_thp`): with them a touched arena page is
+// resident as 2 MiB, which added a third to the worker's peak RSS.
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 

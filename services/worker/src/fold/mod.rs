@@ -23,6 +23,7 @@ impl ProjectState {
         }
         self.drilldown_pending.extend(delta.tasks.iter().cloned());
         self.mark_fresh_projections(&mut delta);
+        self.mark_fresh_trend(&mut delta, false);
         delta
     }
 }

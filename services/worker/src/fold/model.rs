@@ -44,6 +44,9 @@ pub struct Delta {
     pub trend_add: BTreeMap<TrendKey, TrendValue>,
     /// Level points (replaced).
     pub trend_set: BTreeMap<TrendKey, TrendValue>,
+    /// The trend buckets that had points before this delta: its points in other buckets are
+    /// inserted without conflict handling. `None`: unknown, upsert everything.
+    pub trend_written: Option<super::state::TrendWritten>,
     /// (metric, grain, bucket) whose dimensioned points are replaced wholesale by the
     /// dimensioned entries of `trend_set` (a close writes the complete set).
     pub trend_replace_dims: BTreeSet<(String, Grain, DateTime<Utc>)>,

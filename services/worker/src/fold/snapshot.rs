@@ -57,6 +57,7 @@ impl ProjectState {
         self.open_buckets(now, &mut delta);
         delta.drilldown_tasks = std::mem::take(&mut self.drilldown_pending);
         self.mark_fresh_drilldown(&mut delta);
+        self.mark_fresh_trend(&mut delta, true);
         delta.drilldown_replace = Some((
             SNAPSHOT_METRICS.iter().map(|m| (*m).to_owned()).collect(),
             self.snapshot_rows(now),

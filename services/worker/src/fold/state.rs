@@ -108,6 +108,93 @@ pub struct Stored {
     /// Tasks integrated for the first time since drill-down rows were last written: they
     /// have no throughput, cycle or lead time rows yet.
     pub integrated_since_drilldown: HashSet<String>,
+    /// Which trend buckets have points.
+    pub trend: TrendWritten,
+}
+
+/// Which trend buckets have points, per metric and grain: every bucket up to the latest one
+/// the event-time fold wrote, plus the buckets snapshots wrote beyond it (the wall clock's
+/// open bucket, and the gap up to it when a snapshot fills it). A point in any other bucket
+/// cannot exist yet.
+#[derive(Debug, Clone, Default)]
+pub struct TrendWritten {
+    latest: HashMap<String, [Option<DateTime<Utc>>; 4]>,
+    beyond: HashMap<String, BTreeSet<(Grain, DateTime<Utc>)>>,
+}
+
+/// More buckets than this written by snapshots beyond event time are folded into `latest`
+/// (every bucket up to the newest then counts as written), which bounds the memory.
+const MAX_BEYOND: usize = 4096;
+
+fn grain_index(grain: Grain) -> usize {
+    match grain {
+        Grain::Hour => 0,
+        Grain::Day => 1,
+        Grain::Week => 2,
+        Grain::Month => 3,
+    }
+}
+
+impl TrendWritten {
+    /// Whether the point may already exist.
+    pub fn may_exist(&self, metric: &str, grain: Grain, bucket: DateTime<Utc>) -> bool {
+        self.latest
+            .get(metric)
+            .and_then(|l| l[grain_index(grain)])
+            .is_some_and(|latest| bucket <= latest)
+            || self
+                .beyond
+                .get(metric)
+                .is_some_and(|b| b.contains(&(grain, bucket)))
+    }
+
+    /// Records a point of the event-time fold (`beyond = false`) or of a snapshot.
+    fn record(&mut self, metric: &str, grain: Grain, bucket: DateTime<Utc>, beyond: bool) {
+        if !self.latest.contains_key(metric) {
+            self.latest.insert(metric.to_owned(), [None; 4]);
+        }
+        let Some(latest) = self.latest.get_mut(metric) else {
+            return;
+        };
+        let latest = &mut latest[grain_index(grain)];
+        if latest.is_some_and(|l| bucket <= l) {
+            return;
+        }
+        if !beyond {
+            *latest = Some(bucket);
+            if let Some(b) = self.beyond.get_mut(metric) {
+                b.retain(|(g, at)| *g != grain || *at > bucket);
+            }
+            return;
+        }
+        if !self.beyond.contains_key(metric) {
+            self.beyond.insert(metric.to_owned(), BTreeSet::new());
+        }
+        if let Some(b) = self.beyond.get_mut(metric) {
+            b.insert((grain, bucket));
+        }
+    }
+
+    /// Bounds the memory of `beyond` (see [`MAX_BEYOND`]).
+    fn compact(&mut self) {
+        if self.beyond.values().map(BTreeSet::len).sum::<usize>() <= MAX_BEYOND {
+            return;
+        }
+        for (metric, buckets) in std::mem::take(&mut self.beyond) {
+            for (grain, bucket) in buckets {
+                self.record(&metric, grain, bucket, false);
+            }
+        }
+    }
+
+    /// From the latest bucket of each (metric, grain) in the table.
+    pub fn from_latest(rows: impl Iterator<Item = (String, Grain, DateTime<Utc>)>) -> Self {
+        let mut written = Self::default();
+        for (metric, grain, bucket) in rows {
+            written.record(&metric, grain, bucket, false);
+        }
+        written
+    }
 }
 
 /// The value of one breakdown dimension for a task ("" when it has none).
@@ -196,6 +283,18 @@ impl ProjectState {
         self.stored.tasks = self.facts.tasks.len();
         self.stored.gates = self.facts.gates.len();
         self.stored.attempts = self.facts.attempts.len();
+    }
+
+    /// Gives `delta` the trend buckets written before it (its points elsewhere are fresh),
+    /// and records its own points as written: a snapshot's (`snapshot`) as beyond event time.
+    pub fn mark_fresh_trend(&mut self, delta: &mut Delta, snapshot: bool) {
+        delta.trend_written = Some(self.stored.trend.clone());
+        for key in delta.trend_add.keys().chain(delta.trend_set.keys()) {
+            self.stored
+                .trend
+                .record(&key.metric, key.grain, key.bucket, snapshot);
+        }
+        self.stored.trend.compact();
     }
 
     /// For the drill-down rows of `delta.drilldown_tasks` (every task changed since the

@@ -13,7 +13,7 @@ use flowmeter_shared::read_model::{
 use futures_util::TryStreamExt;
 use uuid::Uuid;
 
-use crate::fold::state::Cursors;
+use crate::fold::state::{Cursors, TrendWritten};
 use crate::fold::{LoggedEvent, ProjectState, ReadModel};
 
 /// Up to `limit` events after `after_seq`, in seq order. Rows are converted as they arrive,
@@ -195,6 +195,24 @@ pub async fn load_state(
         )
         .await?;
     state.drilldown_pending = pending.iter().map(|r| r.get(0)).collect();
+    // Which trend points may exist: everything up to the latest bucket of each metric and
+    // grain (conservative, as snapshots write the wall clock's bucket ahead of event time).
+    let latest = client
+        .query(
+            "SELECT metric_key, time_grain, max(time_bucket) FROM metrics_trend_point
+              WHERE project_id = $1 GROUP BY metric_key, time_grain",
+            &[&project_id],
+        )
+        .await?
+        .iter()
+        .map(|row| {
+            let grain: String = row.get(1);
+            let grain =
+                Grain::parse(&grain).ok_or_else(|| anyhow::anyhow!("unknown grain {grain}"))?;
+            Ok((row.get(0), grain, row.get(2)))
+        })
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    state.stored.trend = TrendWritten::from_latest(latest.into_iter());
     Ok(state)
 }
 

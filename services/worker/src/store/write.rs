@@ -2,7 +2,7 @@
 
 use chrono::{DateTime, NaiveDate, Utc};
 use deadpool_postgres::GenericClient;
-use flowmeter_shared::read_model::{BreakdownKey, BreakdownValue, DrilldownRow};
+use flowmeter_shared::read_model::{BreakdownKey, BreakdownValue, DrilldownRow, TrendKey};
 use serde_json::Value;
 use uuid::Uuid;
 
@@ -443,37 +443,54 @@ async fn write_trend(
     project: Uuid,
     delta: &Delta,
 ) -> anyhow::Result<()> {
-    if !delta.trend_add.is_empty() {
-        let c = trend_columns(delta.trend_add.iter());
+    // A point in a bucket no earlier delta wrote cannot exist yet.
+    let is_new = |key: &TrendKey| {
+        delta
+            .trend_written
+            .as_ref()
+            .is_some_and(|written| !written.may_exist(&key.metric, key.grain, key.bucket))
+    };
+    let (fresh, existing): (Vec<_>, Vec<_>) = delta.trend_add.iter().partition(|(k, _)| is_new(k));
+    for (fresh, points) in [(true, fresh), (false, existing)] {
+        if points.is_empty() {
+            continue;
+        }
+        let c = trend_columns(points.into_iter());
+        let sql = insert_sql(
+            "INSERT INTO metrics_trend_point AS t (project_id, metric_key, time_grain, time_bucket,
+                 dimensions, value_numeric, sample_size, value_json)
+             SELECT $1, * FROM UNNEST($2::text[], $3::text[], $4::timestamptz[], $5::jsonb[],
+                 $6::float8[], $7::int8[], $8::jsonb[])",
+            fresh,
+            "ON CONFLICT (project_id, metric_key, time_grain, time_bucket, dimensions) DO UPDATE
+                SET value_numeric = COALESCE(t.value_numeric, 0) + COALESCE(EXCLUDED.value_numeric, 0),
+                    sample_size = t.sample_size + EXCLUDED.sample_size",
+        );
         client
             .execute(
-                "INSERT INTO metrics_trend_point AS t (project_id, metric_key, time_grain, time_bucket,
-                     dimensions, value_numeric, sample_size, value_json)
-                 SELECT $1, * FROM UNNEST($2::text[], $3::text[], $4::timestamptz[], $5::jsonb[],
-                     $6::float8[], $7::int8[], $8::jsonb[])
-                 ON CONFLICT (project_id, metric_key, time_grain, time_bucket, dimensions) DO UPDATE
-                    SET value_numeric = COALESCE(t.value_numeric, 0) + COALESCE(EXCLUDED.value_numeric, 0),
-                        sample_size = t.sample_size + EXCLUDED.sample_size",
-                &[&project, &c.metric, &c.grain, &c.bucket, &c.dims, &c.value, &c.samples, &c.detail],
+                &sql,
+                &[
+                    &project, &c.metric, &c.grain, &c.bucket, &c.dims, &c.value, &c.samples,
+                    &c.detail,
+                ],
             )
             .await?;
     }
-    if !delta.trend_replace_dims.is_empty() {
-        let metric: Vec<&str> = delta
-            .trend_replace_dims
-            .iter()
-            .map(|(m, _, _)| m.as_str())
-            .collect();
-        let grain: Vec<&str> = delta
-            .trend_replace_dims
-            .iter()
-            .map(|(_, g, _)| g.as_str())
-            .collect();
-        let bucket: Vec<DateTime<Utc>> = delta
-            .trend_replace_dims
-            .iter()
-            .map(|(_, _, b)| *b)
-            .collect();
+    // Buckets no earlier delta wrote have nothing to delete.
+    let replaced: Vec<_> = delta
+        .trend_replace_dims
+        .iter()
+        .filter(|(metric, grain, bucket)| {
+            delta
+                .trend_written
+                .as_ref()
+                .is_none_or(|written| written.may_exist(metric, *grain, *bucket))
+        })
+        .collect();
+    if !replaced.is_empty() {
+        let metric: Vec<&str> = replaced.iter().map(|(m, _, _)| m.as_str()).collect();
+        let grain: Vec<&str> = replaced.iter().map(|(_, g, _)| g.as_str()).collect();
+        let bucket: Vec<DateTime<Utc>> = replaced.iter().map(|(_, _, b)| *b).collect();
         // The metric, grain and bucket-range bounds let the index find the rows even when the
         // planner's statistics of a freshly filled table say the project has almost none (it
         // then scanned every point of the project per call).
@@ -492,10 +509,11 @@ async fn write_trend(
     }
     // Dimensioned points of a replaced (metric, grain, bucket) were just deleted.
     let (fresh, existing): (Vec<_>, Vec<_>) = delta.trend_set.iter().partition(|(key, _)| {
-        key.dims.is_some()
-            && delta
-                .trend_replace_dims
-                .contains(&(key.metric.clone(), key.grain, key.bucket))
+        is_new(key)
+            || (key.dims.is_some()
+                && delta
+                    .trend_replace_dims
+                    .contains(&(key.metric.clone(), key.grain, key.bucket)))
     });
     for (fresh, points) in [(true, fresh), (false, existing)] {
         if points.is_empty() {
