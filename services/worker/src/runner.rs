@@ -589,7 +589,7 @@ pub async fn stored_dpi(
         .prepare_cached(
             "SELECT value_numeric FROM metrics_trend_point
               WHERE project_id = $1 AND metric_key = $2 AND time_grain = $3 AND time_bucket = $4
-                AND dimensions = '{}'::jsonb",
+                AND dimensions = '{}'",
         )
         .await?;
     Ok(client

@@ -1,6 +1,7 @@
 //! Read queries the API serves from. They touch read-model rows only (by primary key or
 //! index), so their cost does not grow with the event log.
 
+use anyhow::Context;
 use chrono::{DateTime, Utc};
 use deadpool_postgres::GenericClient;
 use serde_json::Value;
@@ -33,7 +34,7 @@ pub const TREND_TOTALS_SQL: &str =
     "SELECT time_bucket, dimensions, value_numeric, sample_size, value_json
    FROM metrics_trend_point
   WHERE project_id = $1 AND metric_key = $2 AND time_grain = $3
-    AND time_bucket >= $4 AND time_bucket < $5 AND dimensions = '{}'::jsonb
+    AND time_bucket >= $4 AND time_bucket < $5 AND dimensions = '{}'
   ORDER BY time_bucket";
 
 /// The trend query for dimensioned points.
@@ -41,7 +42,7 @@ pub const TREND_DIMENSIONED_SQL: &str =
     "SELECT time_bucket, dimensions, value_numeric, sample_size, value_json
    FROM metrics_trend_point
   WHERE project_id = $1 AND metric_key = $2 AND time_grain = $3
-    AND time_bucket >= $4 AND time_bucket < $5 AND dimensions <> '{}'::jsonb
+    AND time_bucket >= $4 AND time_bucket < $5 AND dimensions <> '{}'
   ORDER BY time_bucket";
 
 /// The latest snapshot of a project, or the latest at or before `at`.
@@ -97,16 +98,19 @@ pub async fn trend_points(
     let rows = client
         .query(&stmt, &[&project_id, &metric, &grain, &from, &to])
         .await?;
-    Ok(rows
-        .iter()
-        .map(|r| TrendRow {
-            bucket: r.get(0),
-            dimensions: r.get(1),
-            value: r.get(2),
-            sample_size: r.get(3),
-            detail: r.get(4),
+    rows.iter()
+        .map(|r| {
+            let dimensions: String = r.get(1);
+            Ok(TrendRow {
+                bucket: r.get(0),
+                dimensions: serde_json::from_str(&dimensions)
+                    .with_context(|| format!("trend point dimensions {dimensions:?}"))?,
+                value: r.get(2),
+                sample_size: r.get(3),
+                detail: r.get(4),
+            })
         })
-        .collect())
+        .collect()
 }
 
 /// Conditions on drill-down rows: each present column must equal one of its values.

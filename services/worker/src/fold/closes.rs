@@ -12,7 +12,7 @@ use flowmeter_shared::metrics::{efficiency, integration, predictability};
 use serde_json::{json, Value};
 
 use super::apply::trend_key;
-use super::model::{keys, BreakdownKey, BreakdownValue, Delta, TrendValue};
+use super::model::{keys, BreakdownKey, BreakdownValue, Delta, TrendValue, BREAKDOWN_DIMENSIONS};
 use super::state::ProjectState;
 use flowmeter_shared::read_model::Grain;
 
@@ -239,13 +239,18 @@ impl ProjectState {
             for metric in [keys::WIP, keys::BLOCKED] {
                 delta.breakdown_replace.insert((metric.to_owned(), day));
             }
-            for ((dimension, value), count) in &self.levels_by_dimension {
+            let by_dimension = self
+                .levels_by_dimension
+                .iter()
+                .zip(BREAKDOWN_DIMENSIONS)
+                .flat_map(|(values, dimension)| values.iter().map(move |(v, c)| (dimension, v, c)));
+            for (dimension, value, count) in by_dimension {
                 for (metric, n) in [(keys::WIP, count.wip), (keys::BLOCKED, count.blocked)] {
                     if n != 0 {
                         delta.breakdown_set.insert(
                             BreakdownKey {
                                 metric: metric.to_owned(),
-                                dimension: (*dimension).to_owned(),
+                                dimension: dimension.to_owned(),
                                 value: value.clone(),
                                 day,
                             },

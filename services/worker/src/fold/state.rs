@@ -76,8 +76,8 @@ pub struct ProjectState {
     pub state_counts: [i64; 11],
     /// WIP/blocked per full dimension tuple.
     pub levels_by_dims: BTreeMap<Dims, LevelCount>,
-    /// WIP/blocked per single breakdown dimension value.
-    pub levels_by_dimension: BTreeMap<(&'static str, String), LevelCount>,
+    /// WIP/blocked per value of each breakdown dimension, in `BREAKDOWN_DIMENSIONS` order.
+    pub levels_by_dimension: [BTreeMap<String, LevelCount>; 5],
     /// Integrated tasks by (integrated_at, task_id).
     pub integrated: BTreeMap<(DateTime<Utc>, String), IntegratedSample>,
     /// Tasks changed since the last snapshot, whose drill-down rows the next snapshot
@@ -197,17 +197,22 @@ impl TrendWritten {
     }
 }
 
-/// The value of one breakdown dimension for a task ("" when it has none).
-pub fn dimension_value(task: &TaskFacts, dimension: &str) -> String {
+/// The value of one breakdown dimension for a task ("" when it has none), borrowed.
+pub fn dimension_str<'a>(task: &'a TaskFacts, dimension: &str) -> &'a str {
     match dimension {
-        "phase" => task.phase_id.clone(),
-        "milestone" => task.milestone_id.clone(),
-        "assignee" => task.assignee.clone(),
-        "task_class" => task.task_class.clone(),
-        "state" => Some(task.state.as_str().to_owned()),
+        "phase" => task.phase_id.as_deref(),
+        "milestone" => task.milestone_id.as_deref(),
+        "assignee" => task.assignee.as_deref(),
+        "task_class" => task.task_class.as_deref(),
+        "state" => Some(task.state.as_str()),
         _ => None,
     }
     .unwrap_or_default()
+}
+
+/// The value of one breakdown dimension for a task ("" when it has none).
+pub fn dimension_value(task: &TaskFacts, dimension: &str) -> String {
+    dimension_str(task, dimension).to_owned()
 }
 
 impl ProjectState {
@@ -239,7 +244,7 @@ impl ProjectState {
             milestone_index: HashMap::new(),
             state_counts: [0; 11],
             levels_by_dims: BTreeMap::new(),
-            levels_by_dimension: BTreeMap::new(),
+            levels_by_dimension: Default::default(),
             integrated: BTreeMap::new(),
             drilldown_pending: BTreeSet::new(),
             stored: Stored::default(),
@@ -357,18 +362,33 @@ impl ProjectState {
         let task = &self.facts.tasks[i];
         self.state_counts[task.state.index()] += sign;
         if task.state.is_wip() {
+            // Look up before inserting: a key is only built (allocated) for a new entry.
             let dims = Dims::of(task);
-            let entry = self.levels_by_dims.entry(dims.clone()).or_default();
-            entry.add(task, sign);
-            if entry.is_zero() {
-                self.levels_by_dims.remove(&dims);
-            }
-            for dimension in BREAKDOWN_DIMENSIONS {
-                let key = (dimension, dimension_value(task, dimension));
-                let entry = self.levels_by_dimension.entry(key.clone()).or_default();
+            if let Some(entry) = self.levels_by_dims.get_mut(&dims) {
                 entry.add(task, sign);
                 if entry.is_zero() {
-                    self.levels_by_dimension.remove(&key);
+                    self.levels_by_dims.remove(&dims);
+                }
+            } else {
+                let mut entry = LevelCount::default();
+                entry.add(task, sign);
+                self.levels_by_dims.insert(dims, entry);
+            }
+            for (values, dimension) in self
+                .levels_by_dimension
+                .iter_mut()
+                .zip(BREAKDOWN_DIMENSIONS)
+            {
+                let value = dimension_str(task, dimension);
+                if let Some(entry) = values.get_mut(value) {
+                    entry.add(task, sign);
+                    if entry.is_zero() {
+                        values.remove(value);
+                    }
+                } else {
+                    let mut entry = LevelCount::default();
+                    entry.add(task, sign);
+                    values.insert(value.to_owned(), entry);
                 }
             }
         }

@@ -271,11 +271,11 @@ pub async fn load_model(
         .await?
     {
         let grain: String = row.get(1);
-        let dims: serde_json::Value = row.get(3);
-        let dims = if dims.as_object().is_some_and(|o| o.is_empty()) {
+        let dims: String = row.get(3);
+        let dims = if dims == "{}" {
             None
         } else {
-            Some(serde_json::from_value::<Dims>(dims)?)
+            Some(serde_json::from_str::<Dims>(&dims)?)
         };
         model.trend.insert(
             TrendKey {

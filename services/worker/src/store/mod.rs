@@ -8,10 +8,11 @@ mod write;
 pub use load::{latest_summary, load_model, load_state, read_events};
 pub use write::write_delta;
 
-/// The JSON stored in `dimensions` for a dimensioned or total trend point.
-pub fn dims_json(dims: Option<&flowmeter_shared::read_model::Dims>) -> serde_json::Value {
+/// The canonical JSON text stored in `dimensions` (part of the key) for a dimensioned or
+/// total trend point: `{}`, or every dimension in `Dims` order, compact, null when missing.
+pub fn dims_json(dims: Option<&flowmeter_shared::read_model::Dims>) -> String {
     match dims {
-        Some(dims) => serde_json::to_value(dims).unwrap_or_default(),
-        None => serde_json::json!({}),
+        Some(dims) => serde_json::to_string(dims).unwrap_or_else(|_| "{}".to_owned()),
+        None => "{}".to_owned(),
     }
 }

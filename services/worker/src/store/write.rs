@@ -403,7 +403,7 @@ struct TrendColumns {
     metric: Vec<String>,
     grain: Vec<&'static str>,
     bucket: Vec<DateTime<Utc>>,
-    dims: Vec<Value>,
+    dims: Vec<String>,
     value: Vec<Option<f64>>,
     samples: Vec<i64>,
     detail: Vec<Value>,
@@ -459,7 +459,7 @@ async fn write_trend(
         let sql = insert_sql(
             "INSERT INTO metrics_trend_point AS t (project_id, metric_key, time_grain, time_bucket,
                  dimensions, value_numeric, sample_size, value_json)
-             SELECT $1, * FROM UNNEST($2::text[], $3::text[], $4::timestamptz[], $5::jsonb[],
+             SELECT $1, * FROM UNNEST($2::text[], $3::text[], $4::timestamptz[], $5::text[],
                  $6::float8[], $7::int8[], $8::jsonb[])",
             fresh,
             "ON CONFLICT (project_id, metric_key, time_grain, time_bucket, dimensions) DO UPDATE
@@ -502,7 +502,7 @@ async fn write_trend(
                   WHERE t.project_id = $1 AND t.metric_key = ANY($2) AND t.time_grain = ANY($3)
                     AND t.time_bucket BETWEEN $5 AND $6
                     AND t.metric_key = r.m AND t.time_grain = r.g
-                    AND t.time_bucket = r.b AND t.dimensions <> '{}'::jsonb",
+                    AND t.time_bucket = r.b AND t.dimensions <> '{}'",
                 &[&project, &metric, &grain, &bucket, &first, &last],
             )
             .await?;
@@ -523,7 +523,7 @@ async fn write_trend(
         let sql = insert_sql(
             "INSERT INTO metrics_trend_point (project_id, metric_key, time_grain, time_bucket,
                  dimensions, value_numeric, sample_size, value_json)
-             SELECT $1, * FROM UNNEST($2::text[], $3::text[], $4::timestamptz[], $5::jsonb[],
+             SELECT $1, * FROM UNNEST($2::text[], $3::text[], $4::timestamptz[], $5::text[],
                  $6::float8[], $7::int8[], $8::jsonb[])",
             fresh,
             "ON CONFLICT (project_id, metric_key, time_grain, time_bucket, dimensions) DO UPDATE

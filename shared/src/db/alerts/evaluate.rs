@@ -256,7 +256,7 @@ async fn anomaly_baselines(
         .query(
             "SELECT metric_key, time_bucket, value_numeric FROM metrics_trend_point
               WHERE project_id = $1 AND metric_key = ANY($2) AND time_grain = 'day'
-                AND dimensions = '{}'::jsonb AND time_bucket >= $3 AND time_bucket < $4",
+                AND dimensions = '{}' AND time_bucket >= $3 AND time_bucket < $4",
             &[&inputs.project_id, &keys, &from, &today],
         )
         .await?;
@@ -279,7 +279,7 @@ async fn anomaly_baselines(
                 .query_one(
                     "SELECT min(time_bucket) FROM metrics_trend_point
                       WHERE project_id = $1 AND metric_key IN ('arrivals', 'throughput')
-                        AND time_grain = 'day' AND dimensions = '{}'::jsonb",
+                        AND time_grain = 'day' AND dimensions = '{}'",
                     &[&inputs.project_id],
                 )
                 .await?
