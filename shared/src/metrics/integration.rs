@@ -3,7 +3,7 @@
 //! finished attempts in time order, because "retry" and "recovery" are about what happened to
 //! the same task after a failure.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::HashSet;
 
 use chrono::{DateTime, TimeDelta, Utc};
 
@@ -22,25 +22,34 @@ pub const IRS_RECOVERY_HORIZON_MINUTES: f64 = 24.0 * 60.0;
 /// One finished attempt on a task's timeline.
 type Finish = (DateTime<Utc>, AttemptResult);
 
-/// Finished attempts in the window ending at `now`, per task, in finish order (ties broken
-/// by attempt number, then attempt id, so the order never depends on input order).
+/// Finished attempts of one task, in finish order.
+type Timeline<'a> = (&'a str, Vec<Finish>);
+
+/// Finished attempts in the window ending at `now`, per task (in task id order), each task's
+/// in finish order (ties broken by attempt number, then attempt id, so the order never
+/// depends on input order). One sort groups them; this runs at every scored bucket close.
 fn timelines(
     attempts: &[AttemptFacts],
     now: DateTime<Utc>,
     window: TimeDelta,
-) -> BTreeMap<&str, Vec<Finish>> {
+) -> Vec<Timeline<'_>> {
     let mut finished: Vec<(&AttemptFacts, Finish)> = attempts
         .iter()
         .filter_map(|a| Some((a, a.finished_within(now, window)?)))
         .collect();
-    finished.sort_by(|(a, (a_at, _)), (b, (b_at, _))| {
-        a_at.cmp(b_at)
+    finished.sort_unstable_by(|(a, (a_at, _)), (b, (b_at, _))| {
+        a.task_id
+            .cmp(&b.task_id)
+            .then_with(|| a_at.cmp(b_at))
             .then_with(|| a.attempt_number.cmp(&b.attempt_number))
             .then_with(|| a.attempt_id.cmp(&b.attempt_id))
     });
-    let mut per_task: BTreeMap<&str, Vec<Finish>> = BTreeMap::new();
+    let mut per_task: Vec<Timeline<'_>> = Vec::new();
     for (attempt, finish) in finished {
-        per_task.entry(&attempt.task_id).or_default().push(finish);
+        match per_task.last_mut() {
+            Some((task, timeline)) if *task == attempt.task_id => timeline.push(finish),
+            _ => per_task.push((&attempt.task_id, vec![finish])),
+        }
     }
     per_task
 }
@@ -68,7 +77,7 @@ pub fn integration_outcomes(facts: &ProjectFacts, now: DateTime<Utc>) -> Integra
         avg_retry_to_success_minutes: None,
         reason: None,
     };
-    for (_, result) in per_task.values().flatten() {
+    for (_, result) in per_task.iter().flat_map(|(_, timeline)| timeline) {
         match result {
             AttemptResult::Success => outcomes.success += 1,
             AttemptResult::Conflict => outcomes.conflict += 1,
@@ -77,8 +86,8 @@ pub fn integration_outcomes(facts: &ProjectFacts, now: DateTime<Utc>) -> Integra
         }
     }
     let retries: Vec<f64> = per_task
-        .values()
-        .filter_map(|timeline| retry_to_success_minutes(timeline))
+        .iter()
+        .filter_map(|(_, timeline)| retry_to_success_minutes(timeline))
         .collect();
     outcomes.avg_retry_to_success_minutes = mean(&retries).map(round_duration);
     if retries.is_empty() {
@@ -101,7 +110,7 @@ pub fn recovery_minutes(facts: &ProjectFacts, now: DateTime<Utc>) -> Vec<f64> {
 /// success need their task's state, so the task list is scanned only when there are some.
 fn recovery_samples(
     facts: &ProjectFacts,
-    per_task: &BTreeMap<&str, Vec<Finish>>,
+    per_task: &[Timeline<'_>],
     now: DateTime<Utc>,
 ) -> Vec<f64> {
     let unrecovered: HashSet<&str> = per_task
@@ -129,7 +138,7 @@ fn recovery_samples(
     let mut samples = Vec::new();
     for (task_id, timeline) in per_task {
         // Unknown tasks are treated as open: nothing says the failure was given up.
-        let task_open = !closed_tasks.contains(task_id);
+        let task_open = !closed_tasks.contains(*task_id);
         for (index, (failed_at, result)) in timeline.iter().enumerate() {
             if !result.is_failure() {
                 continue;
@@ -168,7 +177,7 @@ pub fn integration_reliability_score(
     now: DateTime<Utc>,
 ) -> IntegrationReliabilityScore {
     let per_task = timelines(&facts.attempts, now, FLOW_WINDOW);
-    let finished = per_task.values().map(Vec::len).sum::<usize>();
+    let finished = per_task.iter().map(|(_, t)| t.len()).sum::<usize>();
     if finished == 0 {
         return IntegrationReliabilityScore {
             value: None,
@@ -178,8 +187,8 @@ pub fn integration_reliability_score(
         };
     }
     let successes = per_task
-        .values()
-        .flatten()
+        .iter()
+        .flat_map(|(_, timeline)| timeline)
         .filter(|(_, r)| *r == AttemptResult::Success)
         .count();
     let failures = finished - successes;

@@ -4,9 +4,9 @@
 
 use chrono::{DateTime, Utc};
 use flowmeter_shared::metrics::{AttemptResult, GateOutcome, TaskFacts, TaskState};
-use serde_json::{Map, Value};
 
 use super::model::{keys, BreakdownKey, Delta, Dims, TrendKey, BREAKDOWN_DIMENSIONS};
+use super::payload::{Payload, Raw};
 use super::state::{dimension_value, ProjectState};
 use flowmeter_shared::read_model::Grain;
 
@@ -113,14 +113,12 @@ enum Change {
     },
 }
 
-struct Payload<'a>(&'a Map<String, Value>);
-
 impl Payload<'_> {
     fn string(&self, name: &str) -> Result<Field<String>, String> {
-        match self.0.get(name) {
+        match self.get(name) {
             None => Ok(Field::Absent),
-            Some(Value::Null) => Ok(Field::Null),
-            Some(Value::String(s)) => Ok(Field::Set(s.clone())),
+            Some(Raw::Null) => Ok(Field::Null),
+            Some(Raw::Str(s)) => Ok(Field::Set(s.clone().into_owned())),
             Some(_) => Err(format!("payload.{name} must be a string")),
         }
     }
@@ -132,19 +130,26 @@ impl Payload<'_> {
         })
     }
 
+    /// A string field as borrowed text, for values that are parsed further.
+    fn opt_str(&self, name: &str) -> Result<Option<&str>, String> {
+        match self.get(name) {
+            None | Some(Raw::Null) => Ok(None),
+            Some(Raw::Str(s)) => Ok(Some(s)),
+            Some(_) => Err(format!("payload.{name} must be a string")),
+        }
+    }
+
     fn required_string(&self, name: &str) -> Result<String, String> {
         self.opt_string(name)?
             .ok_or_else(|| format!("payload.{name} is required"))
     }
 
     fn integer(&self, name: &str) -> Result<Field<i64>, String> {
-        match self.0.get(name) {
+        match self.get(name) {
             None => Ok(Field::Absent),
-            Some(Value::Null) => Ok(Field::Null),
-            Some(v) => v
-                .as_i64()
-                .map(Field::Set)
-                .ok_or_else(|| format!("payload.{name} must be an integer")),
+            Some(Raw::Null) => Ok(Field::Null),
+            Some(Raw::Number(Some(n), _)) => Ok(Field::Set(*n)),
+            Some(_) => Err(format!("payload.{name} must be an integer")),
         }
     }
 
@@ -156,12 +161,13 @@ impl Payload<'_> {
     }
 
     fn timestamp(&self, name: &str) -> Result<Field<DateTime<Utc>>, String> {
-        match self.string(name)? {
-            Field::Absent => Ok(Field::Absent),
-            Field::Null => Ok(Field::Null),
-            Field::Set(text) => DateTime::parse_from_rfc3339(&text)
+        match self.get(name) {
+            None => Ok(Field::Absent),
+            Some(Raw::Null) => Ok(Field::Null),
+            Some(Raw::Str(text)) => DateTime::parse_from_rfc3339(text)
                 .map(|t| Field::Set(t.with_timezone(&Utc)))
                 .map_err(|_| format!("payload.{name} is not an RFC 3339 timestamp")),
+            Some(_) => Err(format!("payload.{name} must be a string")),
         }
     }
 
@@ -169,7 +175,7 @@ impl Payload<'_> {
     where
         T::Err: std::fmt::Display,
     {
-        self.opt_string(name)?
+        self.opt_str(name)?
             .map(|text| {
                 text.parse::<T>()
                     .map_err(|e| format!("payload.{name}: {e}"))
@@ -217,12 +223,7 @@ fn parse(event: &LoggedEvent) -> Result<Change, String> {
             event.event_type
         ));
     }
-    let payload: Value = serde_json::from_str(&event.payload)
-        .map_err(|e| format!("payload is not valid JSON: {e}"))?;
-    let Value::Object(fields) = &payload else {
-        return Err("payload is not a JSON object".into());
-    };
-    let p = Payload(fields);
+    let p = Payload::parse(&event.payload)?;
     Ok(match event.event_type.as_str() {
         "project_upserted" => Change::Nothing,
         "phase_upserted" => Change::Phase {
@@ -251,13 +252,10 @@ fn parse(event: &LoggedEvent) -> Result<Change, String> {
             task_id: p.required_string("task_id")?,
             gate_type: p.opt_string("gate_type")?,
             reviewer: p.opt_string("reviewer")?,
-            sla_hours: match p.0.get("sla_hours") {
-                None | Some(Value::Null) => None,
-                Some(v) => Some(
-                    v.as_f64()
-                        .filter(|h| h.is_finite() && *h >= 0.0)
-                        .ok_or("payload.sla_hours must be a non-negative number")?,
-                ),
+            sla_hours: match p.get("sla_hours") {
+                None | Some(Raw::Null) => None,
+                Some(Raw::Number(_, h)) if h.is_finite() && *h >= 0.0 => Some(*h),
+                Some(_) => return Err("payload.sla_hours must be a non-negative number".into()),
             },
         },
         "gate_decision_recorded" => Change::GateDecided {

@@ -5,6 +5,7 @@ pub mod apply;
 pub mod closes;
 pub mod drilldown;
 pub mod model;
+pub mod payload;
 pub mod snapshot;
 pub mod state;
 
