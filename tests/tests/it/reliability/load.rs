@@ -3,6 +3,13 @@
 //! (default 60). No request may fail, and neither process may grow: resident memory at the
 //! end stays within 1.2 × what it was after 10 s. The figures are printed for
 //! docs/BENCHMARKS.md.
+//!
+//! Every task is blocked and unblocked once before the load, so the state holds blocked
+//! episodes; during the load tasks move between states that add no history. Each blocked
+//! episode is a fact the read model keeps for good (blocked time, the drill-down's factors),
+//! so re-blocking the same 900 tasks for a minute grows the worker by design (measured: +9 MB
+//! over 150 s, against +0.4 MB over 120 s without it), which is data, not the leak this test
+//! looks for.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -13,7 +20,7 @@ use flowmeter_tests::TestDb;
 
 use super::*;
 
-const STATES: [&str; 4] = ["in_progress", "blocked", "in_progress", "implemented"];
+const STATES: [&str; 4] = ["in_progress", "ready", "in_progress", "implemented"];
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_minute_of_mixed_load_has_no_errors_and_flat_memory() {
@@ -50,8 +57,42 @@ async fn a_minute_of_mixed_load_has_no_errors_and_flat_memory() {
             .status();
         assert_eq!(status, 200);
     }
+    for (i, project) in projects.iter().enumerate() {
+        let mut b = EventBuilder::for_project(*project);
+        let at = Utc::now();
+        let batch: Vec<Value> = ["blocked", "in_progress"]
+            .iter()
+            .flat_map(|state| {
+                (0..300)
+                    .map(|k| {
+                        let mut event = b.transition(&format!("seed{i}-t{k}"), state, at);
+                        event["event_id"] = json!(format!("once-{state}-{k}"));
+                        event
+                    })
+                    .collect::<Vec<_>>()
+            })
+            .collect();
+        let status = http
+            .post(format!("{}/v1/events", api.base_url))
+            .json(&batch)
+            .send()
+            .await
+            .unwrap()
+            .status();
+        assert_eq!(status, 200);
+    }
     let client = db.client().await;
     wait_until_caught_up(&client, &projects, Duration::from_secs(60)).await;
+    let episodes: i64 = client
+        .query_one(
+            "SELECT count(*) FROM metrics_task, unnest(blocked_started_at)
+              WHERE project_id = ANY($1)",
+            &[&projects],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(episodes, 900, "every task was blocked once before the load");
 
     let stop = Arc::new(AtomicBool::new(false));
     let requests = Arc::new(AtomicU64::new(0));
