@@ -280,7 +280,7 @@ impl Cli {
                 print(&demo_data(&pool, &options).await?);
             }
             Command::Import { file, batch_size } => {
-                print(&import(&pool, &file, batch_size.max(1)).await?);
+                print(&import(&pool, &file, batch_size.max(1), &settings.event_time_bounds).await?);
             }
             Command::Quarantine(QuarantineCommand::List { project }) => {
                 let client = pool.get().await?;
@@ -469,7 +469,9 @@ async fn import(
     pool: &deadpool_postgres::Pool,
     file: &PathBuf,
     batch_size: usize,
+    bounds: &flowmeter_shared::events::TimeBounds,
 ) -> anyhow::Result<Value> {
+    let now = chrono::Utc::now();
     let open = || -> anyhow::Result<std::io::BufReader<std::fs::File>> {
         Ok(std::io::BufReader::new(std::fs::File::open(file).map_err(
             |e| anyhow::anyhow!("opening {}: {e}", file.display()),
@@ -479,9 +481,11 @@ async fn import(
         let value: Value = serde_json::from_str(line).map_err(|e| {
             json!({"index": index, "line": index + 1, "field": "line", "code": "invalid_json", "message": e.to_string()})
         })?;
-        validate_event(index, &value).map_err(|e| {
-            json!({"index": index, "line": index + 1, "field": e.field, "code": e.code, "message": e.message})
-        })
+        validate_event(index, &value)
+            .and_then(|event| bounds.check(index, event.occurred_at, now).map(|()| event))
+            .map_err(|e| {
+                json!({"index": index, "line": index + 1, "field": e.field, "code": e.code, "message": e.message})
+            })
     };
     let mut errors = Vec::new();
     let mut total = 0usize;

@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
 use deadpool_postgres::{GenericClient, Pool};
+use futures_util::FutureExt;
 use flowmeter_shared::db::checkpoints::{self, Advance, JobRun, Lease, RunRecord};
 use flowmeter_shared::read_model::{keys, Grain};
 use rand::Rng;
@@ -299,7 +300,21 @@ impl Worker {
         }
         let started = Instant::now();
         self.metrics.jobs_running.inc();
-        let result = self.fold_once(lease, request, &key).await;
+        // A panic while folding this project (a bug, a pathological input) fails this
+        // project's run like any error, with backoff, and never takes the worker down.
+        let result = std::panic::AssertUnwindSafe(self.fold_once(lease, request, &key))
+            .catch_unwind()
+            .await
+            .unwrap_or_else(|panic| {
+                let message = panic
+                    .downcast_ref::<String>()
+                    .map(String::as_str)
+                    .or_else(|| panic.downcast_ref::<&str>().copied())
+                    .unwrap_or("no message");
+                Err(RunError::Failed(anyhow::anyhow!(
+                    "the fold panicked: {message}"
+                )))
+            });
         self.metrics.jobs_running.dec();
         let elapsed = started.elapsed().as_secs_f64();
         self.metrics.fold_run_duration.observe(elapsed);
@@ -402,6 +417,7 @@ impl Worker {
         key: &str,
     ) -> Result<RunOutcome, RunError> {
         let mut timer = PhaseTimer::new();
+        fail_project_for_tests(lease.project_id);
         let mut client = self.pool.get().await.map_err(anyhow::Error::from)?;
         let tx = client.transaction().await.map_err(anyhow::Error::from)?;
         let events =
@@ -523,6 +539,27 @@ impl Worker {
         })
     }
 }
+
+/// Panics for the projects listed in `FLOWMETER_TEST_PANIC_PROJECTS` (builds with the
+/// `test-hooks` feature), so tests can show that one project's failure leaves the others be.
+#[cfg(feature = "test-hooks")]
+fn fail_project_for_tests(project: Uuid) {
+    static PROJECTS: std::sync::OnceLock<Vec<String>> = std::sync::OnceLock::new();
+    let listed = PROJECTS.get_or_init(|| {
+        std::env::var("FLOWMETER_TEST_PANIC_PROJECTS")
+            .unwrap_or_default()
+            .split(',')
+            .map(|s| s.trim().to_owned())
+            .filter(|s| !s.is_empty())
+            .collect()
+    });
+    if listed.iter().any(|p| *p == project.to_string()) {
+        panic!("project {project} is listed in FLOWMETER_TEST_PANIC_PROJECTS");
+    }
+}
+
+#[cfg(not(feature = "test-hooks"))]
+fn fail_project_for_tests(_: Uuid) {}
 
 /// Counts a run's project state as in use until the run ends (whatever way it ends).
 struct InUse<'a>(&'a AtomicUsize);

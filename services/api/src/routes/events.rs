@@ -179,8 +179,14 @@ pub async fn post_events(
 
     let mut events: Vec<NewEvent> = Vec::with_capacity(raw.len());
     let mut errors = Vec::new();
+    let now = chrono::Utc::now();
     for (index, value) in raw.iter().enumerate() {
-        match validate_event(index, value) {
+        match validate_event(index, value).and_then(|event| {
+            settings
+                .event_time_bounds
+                .check(index, event.occurred_at, now)
+                .map(|()| event)
+        }) {
             Ok(event) => events.push(event),
             Err(error) => errors.push(error),
         }
