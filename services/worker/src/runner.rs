@@ -10,15 +10,14 @@ use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
 use deadpool_postgres::{GenericClient, Pool};
-use futures_util::FutureExt;
 use flowmeter_shared::db::checkpoints::{self, Advance, JobRun, Lease, RunRecord};
 use flowmeter_shared::read_model::{keys, Grain};
+use futures_util::FutureExt;
 use rand::Rng;
 use serde::Serialize;
 use uuid::Uuid;
 
 use crate::alerting::{self, SnapshotKind};
-use crate::fold::snapshot::dpi_reference_bucket;
 use crate::fold::state::Cursors;
 use crate::fold::ProjectState;
 use crate::observability::{RunLabels, WorkerMetrics};
@@ -440,7 +439,15 @@ impl Worker {
         let _in_use = InUse::new(&self.states_in_use);
         let mut state = self.state_for(&tx, lease).await?;
         timer.mark("load");
-        let delta = state.fold_batch(&events);
+        let late = match state.late_from(&events) {
+            Some(from) => {
+                Some(store::late_input(&tx, lease.project_id, lease.last_seq, from).await?)
+            }
+            None => None,
+        };
+        timer.mark("late");
+        let delta = state.fold_batch(&events, late.as_ref());
+        drop(late);
         timer.mark("fold");
         let end_seq = delta.last_seq.unwrap_or(lease.last_seq);
         if self.settings.on_poison == OnPoison::Halt {
@@ -459,10 +466,10 @@ impl Worker {
         let mut evaluation = Evaluation::default();
         if snapshot_wanted {
             let now = self.settings.clock.now();
-            let stored = stored_dpi(&tx, lease.project_id, dpi_reference_bucket(now)).await?;
+            let stored = stored_dpi(&tx, lease.project_id, state.dpi_lookup(now)).await?;
             // A snapshot an operator asked for, or the one that ends a catch-up, fills the gap.
             let fill_gap = caught_up || request.force_snapshot;
-            let snapshot = state.snapshot(now, end_seq, fill_gap, |_| stored);
+            let snapshot = state.snapshot(now, end_seq, fill_gap, stored);
             store::write_delta(&tx, &state, &snapshot, end_seq).await?;
             if let Some(summary) = &snapshot.summary {
                 evaluation = alerting::after_snapshot(
@@ -616,17 +623,19 @@ pub fn backoff(mode: Mode, failures: i32) -> chrono::Duration {
     chrono::Duration::milliseconds((capped * jitter * 1000.0) as i64)
 }
 
-/// The stored DPI day point for `bucket` (outer `None`: no point).
+/// The latest stored DPI day point at or before `bucket`, with its bucket (points are
+/// change points: the value holds until the next one).
 pub async fn stored_dpi(
     client: &impl GenericClient,
     project: Uuid,
     bucket: DateTime<Utc>,
-) -> anyhow::Result<Option<Option<f64>>> {
+) -> anyhow::Result<Option<(DateTime<Utc>, Option<f64>)>> {
     let stmt = client
         .prepare_cached(
-            "SELECT value_numeric FROM metrics_trend_point
-              WHERE project_id = $1 AND metric_key = $2 AND time_grain = $3 AND time_bucket = $4
-                AND dimensions = '{}'",
+            "SELECT time_bucket, value_numeric FROM metrics_trend_point
+              WHERE project_id = $1 AND metric_key = $2 AND time_grain = $3 AND time_bucket <= $4
+                AND dimensions = '{}'
+              ORDER BY time_bucket DESC LIMIT 1",
         )
         .await?;
     Ok(client
@@ -635,7 +644,7 @@ pub async fn stored_dpi(
             &[&project, &keys::DPI, &Grain::Day.as_str(), &bucket],
         )
         .await?
-        .map(|row| row.get::<_, Option<f64>>(0)))
+        .map(|row| (row.get(0), row.get::<_, Option<f64>>(1))))
 }
 
 /// Deletes history older than the retention window (SPEC §3.5): trend and breakdown points,
@@ -658,8 +667,19 @@ pub async fn apply_retention(
         .collect();
     client
         .execute(
-            "DELETE FROM metrics_trend_point WHERE project_id = $1 AND time_bucket < $2",
-            &[&project, &cutoff],
+            // A level series keeps its latest point before the cut-off: readers carry it
+            // forward into the retained range.
+            "DELETE FROM metrics_trend_point t WHERE t.project_id = $1 AND t.time_bucket < $2
+                AND (t.metric_key <> ALL($3) OR EXISTS (
+                     SELECT 1 FROM metrics_trend_point u
+                      WHERE u.project_id = t.project_id AND u.metric_key = t.metric_key
+                        AND u.time_grain = t.time_grain AND u.dimensions = t.dimensions
+                        AND u.time_bucket > t.time_bucket AND u.time_bucket < $2))",
+            &[
+                &project,
+                &cutoff,
+                &crate::fold::model::LEVEL_METRICS.to_vec(),
+            ],
         )
         .await?;
     client

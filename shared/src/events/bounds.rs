@@ -106,7 +106,11 @@ mod tests {
         let early = bounds.check(3, t("1999-12-31T23:59:59Z"), now).unwrap_err();
         assert_eq!((early.index, early.field.as_str()), (3, "occurred_at"));
         assert_eq!(early.code, "out_of_range");
-        assert!(early.message.contains("2000-01-01T00:00:00Z"), "{}", early.message);
+        assert!(
+            early.message.contains("2000-01-01T00:00:00Z"),
+            "{}",
+            early.message
+        );
         assert!(bounds.check(0, t("2026-12-02T12:00:01Z"), now).is_err());
         assert!(bounds.check(0, t("9999-12-31T00:00:00Z"), now).is_err());
         assert!(bounds.check(0, t("0001-01-01T00:00:00Z"), now).is_err());
