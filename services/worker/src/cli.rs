@@ -110,6 +110,10 @@ enum Command {
         /// End of the generated history (RFC 3339); default: the current hour.
         #[arg(long)]
         end: Option<chrono::DateTime<chrono::Utc>>,
+        /// Deliver the whole histories of this share of tasks (0–100 %) 1–10 days late, as
+        /// producers that retry or backfill do (same events, another arrival order).
+        #[arg(long, default_value_t = 0, value_parser = clap::value_parser!(u32).range(0..=100))]
+        late_percent: u32,
     },
     /// Poison events set aside by the fold.
     #[command(subcommand)]
@@ -261,6 +265,7 @@ impl Cli {
                 days,
                 seed,
                 end,
+                late_percent,
             } => {
                 let end = end.unwrap_or_else(|| {
                     let now = settings.clock.now();
@@ -277,7 +282,7 @@ impl Cli {
                     seed,
                     end,
                 };
-                print(&demo_data(&pool, &options).await?);
+                print(&demo_data(&pool, &options, late_percent).await?);
             }
             Command::Import { file, batch_size } => {
                 print(&import(&pool, &file, batch_size.max(1), &settings.event_time_bounds).await?);
@@ -416,13 +421,15 @@ async fn backfill(
 async fn demo_data(
     pool: &deadpool_postgres::Pool,
     options: &crate::demo::DemoOptions,
+    late_percent: u32,
 ) -> anyhow::Result<Value> {
     let mut projects = Vec::new();
     let (mut total, mut accepted) = (0usize, 0u64);
     for index in 0..options.projects {
         let project = crate::demo::generate_project(options, index);
-        let events = project
-            .events
+        let delivered =
+            crate::demo::delay_histories(project.events.clone(), late_percent, options.seed);
+        let events = delivered
             .iter()
             .enumerate()
             .map(|(i, e)| {

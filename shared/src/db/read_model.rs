@@ -442,6 +442,27 @@ pub async fn breakdown_points(
         .collect())
 }
 
+/// The latest day at or before `day` with a point of a level metric (its project total):
+/// the day whose breakdown levels describe `day`'s end.
+pub async fn latest_level_day(
+    client: &impl GenericClient,
+    project_id: Uuid,
+    metric: &str,
+    day: chrono::NaiveDate,
+) -> anyhow::Result<Option<chrono::NaiveDate>> {
+    let stmt = client
+        .prepare_cached(
+            "SELECT (max(time_bucket) AT TIME ZONE 'UTC')::date FROM metrics_trend_point
+              WHERE project_id = $1 AND metric_key = $2 AND time_grain = 'day'
+                AND dimensions = '{}' AND time_bucket < ($3::date + 1)::timestamp AT TIME ZONE 'UTC'",
+        )
+        .await?;
+    Ok(client
+        .query_one(&stmt, &[&project_id, &metric, &day])
+        .await?
+        .get(0))
+}
+
 /// Names of milestones or phases by id, for labels.
 pub async fn labels(
     client: &impl GenericClient,
