@@ -86,7 +86,7 @@ pub async fn read_events_canonical(
                 client,
                 "SELECT seq, event_id, entity_id, event_type, payload::text, occurred_at
                    FROM event_log
-                  WHERE project_id = $1 AND seq <= $2 AND (occurred_at, seq) > ($3, $4)
+                  WHERE project_id = $1 AND seq > 0 AND seq <= $2 AND (occurred_at, seq) > ($3, $4)
                   ORDER BY occurred_at, seq LIMIT $5",
                 &[&project_id, &upto_seq, &at, &seq, &limit],
             )
@@ -96,7 +96,7 @@ pub async fn read_events_canonical(
             collect_events(
                 client,
                 "SELECT seq, event_id, entity_id, event_type, payload::text, occurred_at
-                   FROM event_log WHERE project_id = $1 AND seq <= $2
+                   FROM event_log WHERE project_id = $1 AND seq > 0 AND seq <= $2
                   ORDER BY occurred_at, seq LIMIT $3",
                 &[&project_id, &upto_seq, &limit],
             )
@@ -116,7 +116,7 @@ pub async fn late_input(
     let suffix = collect_events(
         client,
         "SELECT seq, event_id, entity_id, event_type, payload::text, occurred_at
-           FROM event_log WHERE project_id = $1 AND seq <= $2 AND occurred_at >= $3
+           FROM event_log WHERE project_id = $1 AND seq > 0 AND seq <= $2 AND occurred_at >= $3
           ORDER BY occurred_at, seq",
         &[&project_id, &upto_seq, &from],
     )
@@ -131,7 +131,7 @@ pub async fn late_input(
             client,
             "SELECT seq, event_id, entity_id, event_type, payload::text, occurred_at
                FROM event_log WHERE project_id = $1 AND entity_id = ANY($4) AND occurred_at < $3
-                AND seq <= $2
+                AND seq > 0 AND seq <= $2
               ORDER BY occurred_at, seq",
             &[&project_id, &upto_seq, &from, &entities],
         )

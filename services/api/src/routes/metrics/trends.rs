@@ -70,7 +70,10 @@ pub struct TrendsResponse {
     /// End of the range, exclusive (RFC 3339, UTC).
     #[schema(format = DateTime)]
     pub end_date: String,
-    /// Stored points in time order (no zero-filling).
+    /// One point per bucket of the range, in time order (per group when grouped), up to
+    /// the latest snapshot: a count metric is 0 in a bucket without events; a level metric
+    /// (wip, blocked, cycle_time, lead_time, the scores) carries its latest value before the
+    /// bucket forward, and has no points before its first value.
     pub data: Vec<TrendPoint>,
     /// How far the read model is behind the event log.
     pub freshness: Freshness,
