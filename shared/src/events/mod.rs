@@ -1,6 +1,7 @@
 //! The event catalogue (SPEC §2.3): the closed lists of entity and event types, the
 //! validated form of an incoming event, and the validator that turns producer JSON into it.
 
+pub mod catalogue;
 mod validate;
 
 use chrono::{DateTime, Utc};

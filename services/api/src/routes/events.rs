@@ -179,10 +179,14 @@ pub async fn post_events(
 
     let mut events: Vec<NewEvent> = Vec::with_capacity(raw.len());
     let mut errors = Vec::new();
+    let mut invalid_events = 0;
     for (index, value) in raw.iter().enumerate() {
         match validate_event(index, value) {
             Ok(event) => events.push(event),
-            Err(error) => errors.push(error),
+            Err(event_errors) => {
+                invalid_events += 1;
+                errors.extend(event_errors);
+            }
         }
     }
     if !errors.is_empty() {
@@ -193,8 +197,7 @@ pub async fn post_events(
             .inc_by(raw.len() as u64);
         return Err(ApiError::Validation {
             message: format!(
-                "{} of {} events are invalid; nothing was stored",
-                errors.len(),
+                "{invalid_events} of {} events are invalid; nothing was stored",
                 raw.len()
             ),
             details: json!({ "errors": errors }),

@@ -62,9 +62,7 @@ fn promtool() -> PathBuf {
             .map(|dir| dir.join("promtool"))
             .find(|candidate| candidate.is_file())
     });
-    found.expect(
-        "promtool is missing: scripts/install-deps (run by `make test`) installs it",
-    )
+    found.expect("promtool is missing: scripts/install-deps (run by `make test`) installs it")
 }
 
 #[test]
