@@ -10,7 +10,7 @@ use uuid::Uuid;
 
 use crate::metrics::{AttemptResult, GateOutcome, TaskState};
 
-pub use validate::{validate_event, FieldError, MAX_ID_LEN};
+pub use validate::{validate_event, FieldError, EVENT_FIELDS, MAX_ID_LEN};
 
 /// The task states of SPEC §2.3, in catalogue order (the names of [`TaskState`]).
 pub const TASK_STATES: [&str; 11] = {

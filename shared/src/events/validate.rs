@@ -13,7 +13,7 @@ use super::{EntityType, EventType, NewEvent};
 pub const MAX_ID_LEN: usize = 256;
 
 /// The top-level fields of an event; anything else is refused as a likely typo.
-const EVENT_FIELDS: [&str; 9] = [
+pub const EVENT_FIELDS: [&str; 9] = [
     "project_id",
     "event_id",
     "entity_type",
