@@ -3,15 +3,15 @@
 use actix_web::{http::header, web, HttpRequest, HttpResponse};
 use flowmeter_shared::auth::Role;
 use flowmeter_shared::db::events::{self as event_repo, ProjectAppend};
-use flowmeter_shared::events::{validate_event, EntityType, EventType, NewEvent};
+use flowmeter_shared::events::{validate_event, NewEvent};
 use futures_util::StreamExt;
 use serde::Serialize;
 use serde_json::{json, Value};
 use utoipa::ToSchema;
-use uuid::Uuid;
 
 use crate::auth::Principal;
 use crate::error::{ApiError, ErrorBody};
+use crate::event_schemas::EventInput;
 use crate::observability::IngestLabels;
 use crate::startup::{resource, AppState};
 
@@ -31,31 +31,6 @@ pub struct IngestResponse {
     pub duplicates: u64,
     /// The outcome per project.
     pub projects: Vec<ProjectAppend>,
-}
-
-/// One event as a producer sends it (SPEC §2.3). Fields not listed here are refused.
-#[derive(Debug, ToSchema)]
-pub struct EventInput {
-    /// The project the event belongs to.
-    pub project_id: Uuid,
-    /// The producer's idempotency key, unique per project (at most 256 characters).
-    pub event_id: String,
-    /// What the event is about; must match `event_type`.
-    pub entity_type: EntityType,
-    /// The entity's id in the producer's system.
-    pub entity_id: String,
-    /// What happened.
-    pub event_type: EventType,
-    /// When it happened at the source (RFC 3339).
-    #[schema(format = DateTime)]
-    pub occurred_at: String,
-    /// The event type's fields (SPEC §2.3).
-    #[schema(value_type = Object)]
-    pub payload: Value,
-    /// The event that caused this one, if known.
-    pub caused_by: Option<String>,
-    /// A correlation id spanning several events.
-    pub correlation_id: Option<String>,
 }
 
 /// Reads the body up to the configured limit; a larger body is a 413 before it is all read.
