@@ -216,3 +216,67 @@ fn events_md_matches_the_validators_catalogue() {
         "docs/EVENTS.md, ## Errors"
     );
 }
+
+/// The numbers in a text: digit groups separated by single spaces (`112 705`), with an
+/// optional decimal part (`7.65`).
+fn numbers(text: &str) -> Vec<String> {
+    let chars: Vec<char> = text.chars().collect();
+    let mut found = Vec::new();
+    let mut i = 0;
+    while i < chars.len() {
+        if !chars[i].is_ascii_digit() || (i > 0 && chars[i - 1].is_ascii_alphanumeric()) {
+            i += 1;
+            continue;
+        }
+        let start = i;
+        loop {
+            while i < chars.len() && chars[i].is_ascii_digit() {
+                i += 1;
+            }
+            let group = |at: usize| {
+                at + 3 <= chars.len()
+                    && chars[at..at + 3].iter().all(char::is_ascii_digit)
+                    && chars.get(at + 3).is_none_or(|c| !c.is_ascii_digit())
+            };
+            if i + 1 < chars.len() && chars[i] == ' ' && group(i + 1) {
+                i += 1;
+            } else if i + 1 < chars.len() && chars[i] == '.' && chars[i + 1].is_ascii_digit() {
+                i += 1;
+            } else {
+                break;
+            }
+        }
+        found.push(chars[start..i].iter().collect());
+    }
+    found
+}
+
+#[test]
+fn every_figure_docs_scaling_md_quotes_is_in_docs_benchmarks_md() {
+    let root = workspace_root();
+    let scaling = std::fs::read_to_string(root.join("docs/SCALING.md")).unwrap();
+    let benchmarks = std::fs::read_to_string(root.join("docs/BENCHMARKS.md")).unwrap();
+    let rows: Vec<Vec<&str>> = section(&scaling, "## Limits measured")
+        .into_iter()
+        .filter(|l| l.starts_with('|') && !l.starts_with("|---") && !l.starts_with("| figure"))
+        .map(|l| l.trim().trim_matches('|').split(" | ").collect())
+        .collect();
+    assert!(rows.len() >= 5, "{rows:?}");
+    let mut checked = 0;
+    for row in &rows {
+        for figure in numbers(row[1]) {
+            assert!(
+                benchmarks.contains(&figure),
+                "docs/SCALING.md quotes {figure} ({}), which docs/BENCHMARKS.md does not have: \
+                 take the current figure from docs/BENCHMARKS.md",
+                row[0]
+            );
+            checked += 1;
+        }
+    }
+    assert!(checked >= 10, "only {checked} figures");
+    assert_eq!(
+        numbers("~112 705 events/s, p99 7.65 ms, 1 942 / 404, 10 projects"),
+        ["112 705", "7.65", "1 942", "404", "10"]
+    );
+}
