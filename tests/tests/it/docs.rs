@@ -238,13 +238,12 @@ fn numbers(text: &str) -> Vec<String> {
                     && chars[at..at + 3].iter().all(char::is_ascii_digit)
                     && chars.get(at + 3).is_none_or(|c| !c.is_ascii_digit())
             };
-            if i + 1 < chars.len() && chars[i] == ' ' && group(i + 1) {
-                i += 1;
-            } else if i + 1 < chars.len() && chars[i] == '.' && chars[i + 1].is_ascii_digit() {
-                i += 1;
-            } else {
+            let thousands = i + 1 < chars.len() && chars[i] == ' ' && group(i + 1);
+            let decimals = i + 1 < chars.len() && chars[i] == '.' && chars[i + 1].is_ascii_digit();
+            if !(thousands || decimals) {
                 break;
             }
+            i += 1;
         }
         found.push(chars[start..i].iter().collect());
     }
