@@ -124,7 +124,7 @@ fn parse_batch(body: &[u8], ndjson: bool) -> Result<Vec<Value>, ApiError> {
         (status = 200, description = "Every event is stored or was already stored.", body = IngestResponse),
         (status = 400, description = "`bad_request`: the body is not valid JSON or NDJSON.", body = ErrorBody),
         (status = 413, description = "`payload_too_large`: the body or the batch is over its limit (`details.max_bytes`, `details.max_events`).", body = ErrorBody),
-        (status = 422, description = "`validation_error`: invalid events; `details.errors` lists each as `FieldError`, nothing was stored.", body = ErrorBody),
+        (status = 422, description = "`validation_error`: invalid events; `details.errors` lists every invalid field of every invalid event as a `FieldError`, nothing was stored.", body = ErrorBody),
         (status = 503, description = "`service_unavailable`: the database is unavailable, or ingest is switched off.", body = ErrorBody),
     )
 )]
