@@ -155,8 +155,15 @@ pub async fn post_events(
     let mut events: Vec<NewEvent> = Vec::with_capacity(raw.len());
     let mut errors = Vec::new();
     let mut invalid_events = 0;
+    let now = chrono::Utc::now();
     for (index, value) in raw.iter().enumerate() {
-        match validate_event(index, value) {
+        match validate_event(index, value).and_then(|event| {
+            settings
+                .event_time_bounds
+                .check(index, event.occurred_at, now)
+                .map(|()| event)
+                .map_err(|error| vec![error])
+        }) {
             Ok(event) => events.push(event),
             Err(event_errors) => {
                 invalid_events += 1;
