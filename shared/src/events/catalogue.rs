@@ -202,7 +202,7 @@ pub static CATALOGUE: [EventSpec; 10] = [
     },
     EventSpec {
         event_type: EventType::TaskStateTransitioned,
-        description: "A task moved to another state (the shape the Tascade orchestrator emits).",
+        description: "A task moved to another state.",
         fields: &[
             required(
                 "to_state",
@@ -246,7 +246,7 @@ pub static CATALOGUE: [EventSpec; 10] = [
     },
     EventSpec {
         event_type: EventType::GateDecisionRecorded,
-        description: "A gate was decided; it matches its request by the gate's entity_id (the shape the Tascade orchestrator emits).",
+        description: "A gate was decided; it matches its request by the gate's entity_id.",
         fields: &[
             required("task_id", FieldKind::Id, "The task the gate is for."),
             required(
