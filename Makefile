@@ -1,7 +1,7 @@
 # Flowmeter's single entry point. `make run` starts everything locally; `make test` runs
 # every test against a throwaway PostgreSQL.
 
-.PHONY: run test lint fmt db-up db-down build bench bench-fold bench-api
+.PHONY: run test lint fmt db-up db-down build bench bench-fold bench-api deps
 
 run:
 	scripts/run
@@ -34,3 +34,7 @@ bench-fold:
 
 bench-api:
 	scripts/bench api --projects 3 --tasks 3000 --days 90
+
+# What run and test install when missing (both call it themselves).
+deps:
+	scripts/install-deps

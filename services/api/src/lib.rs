@@ -4,6 +4,7 @@ pub mod auth;
 pub mod cli;
 pub mod context;
 pub mod error;
+pub mod event_schemas;
 pub mod observability;
 pub mod openapi;
 pub mod rate_limit;

@@ -433,8 +433,12 @@ async fn demo_data(
             .iter()
             .enumerate()
             .map(|(i, e)| {
-                validate_event(i, e).map_err(|e| {
-                    anyhow::anyhow!("generated event {i} is invalid: {}: {}", e.field, e.message)
+                validate_event(i, e).map_err(|errors| {
+                    let problems: Vec<_> = errors
+                        .iter()
+                        .map(|e| format!("{}: {}", e.field, e.message))
+                        .collect();
+                    anyhow::anyhow!("generated event {i} is invalid: {}", problems.join("; "))
                 })
             })
             .collect::<anyhow::Result<Vec<_>>>()?;
@@ -484,17 +488,26 @@ async fn import(
             |e| anyhow::anyhow!("opening {}: {e}", file.display()),
         )?))
     };
-    let parse = |index: usize, line: &str| -> Result<NewEvent, Value> {
+    // Every problem of a line, each as {index, line, field, code, message}.
+    let parse = |index: usize, line: &str| -> Result<NewEvent, Vec<Value>> {
         let value: Value = serde_json::from_str(line).map_err(|e| {
-            json!({"index": index, "line": index + 1, "field": "line", "code": "invalid_json", "message": e.to_string()})
+            vec![json!({"index": index, "line": index + 1, "field": "line", "code": "invalid_json", "message": e.to_string()})]
         })?;
         validate_event(index, &value)
-            .and_then(|event| bounds.check(index, event.occurred_at, now).map(|()| event))
-            .map_err(|e| {
-                json!({"index": index, "line": index + 1, "field": e.field, "code": e.code, "message": e.message})
+            .and_then(|event| {
+                bounds
+                    .check(index, event.occurred_at, now)
+                    .map(|()| event)
+                    .map_err(|error| vec![error])
+            })
+            .map_err(|errors| {
+                errors.iter().map(|e| {
+                    json!({"index": index, "line": index + 1, "field": e.field, "code": e.code, "message": e.message})
+                }).collect()
             })
     };
     let mut errors = Vec::new();
+    let mut invalid = 0usize;
     let mut total = 0usize;
     for (index, line) in open()?.lines().enumerate() {
         let line = line?;
@@ -502,18 +515,16 @@ async fn import(
             continue;
         }
         total += 1;
-        if let Err(error) = parse(index, &line) {
-            errors.push(error);
+        if let Err(line_errors) = parse(index, &line) {
+            invalid += 1;
+            errors.extend(line_errors);
         }
     }
-    if !errors.is_empty() {
+    if invalid > 0 {
         print(
-            &json!({ "stored": 0, "invalid": errors.len(), "errors": errors.iter().take(100).collect::<Vec<_>>() }),
+            &json!({ "stored": 0, "invalid": invalid, "errors": errors.iter().take(100).collect::<Vec<_>>() }),
         );
-        anyhow::bail!(
-            "{} of {total} events are invalid; nothing was stored",
-            errors.len()
-        );
+        anyhow::bail!("{invalid} of {total} events are invalid; nothing was stored");
     }
     let (mut accepted, mut duplicates) = (0u64, 0u64);
     let mut batch = Vec::with_capacity(batch_size);
@@ -523,7 +534,7 @@ async fn import(
         if let Some((index, line)) = &next {
             let line = line.as_ref().map_err(|e| anyhow::anyhow!("{e}"))?;
             if !line.trim().is_empty() {
-                batch.push(parse(*index, line).map_err(|e| anyhow::anyhow!("{e}"))?);
+                batch.push(parse(*index, line).map_err(|e| anyhow::anyhow!("{e:?}"))?);
             }
         }
         if batch.len() >= batch_size || (next.is_none() && !batch.is_empty()) {

@@ -2,6 +2,7 @@
 //! validated form of an incoming event, and the validator that turns producer JSON into it.
 
 mod bounds;
+pub mod catalogue;
 mod validate;
 
 use chrono::{DateTime, Utc};
@@ -11,7 +12,7 @@ use uuid::Uuid;
 use crate::metrics::{AttemptResult, GateOutcome, TaskState};
 
 pub use bounds::{TimeBounds, DEFAULT_EARLIEST_EVENT_TIME, DEFAULT_MAX_FUTURE_SECONDS};
-pub use validate::{validate_event, FieldError, MAX_ID_LEN};
+pub use validate::{validate_event, FieldError, EVENT_FIELDS, MAX_ID_LEN};
 
 /// The task states of SPEC §2.3, in catalogue order (the names of [`TaskState`]).
 pub const TASK_STATES: [&str; 11] = {

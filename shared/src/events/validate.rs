@@ -6,15 +6,14 @@ use serde::Serialize;
 use serde_json::{Map, Value};
 use uuid::Uuid;
 
-use super::{
-    EntityType, EventType, NewEvent, ATTEMPT_RESULTS, GATE_OUTCOMES, PROJECT_STATUSES, TASK_STATES,
-};
+use super::catalogue::{self, FieldKind, PayloadField};
+use super::{EntityType, EventType, NewEvent};
 
 /// The longest accepted id (event_id, entity_id, ids inside payloads).
 pub const MAX_ID_LEN: usize = 256;
 
 /// The top-level fields of an event; anything else is refused as a likely typo.
-const EVENT_FIELDS: [&str; 9] = [
+pub const EVENT_FIELDS: [&str; 9] = [
     "project_id",
     "event_id",
     "entity_type",
@@ -103,11 +102,6 @@ impl<'a> Checker<'a> {
         }
     }
 
-    fn required_enum(&self, field: &str, allowed: &[&str]) -> Result<(), FieldError> {
-        let text = self.required_string(field)?;
-        self.one_of(field, text, allowed)
-    }
-
     fn optional_enum(&self, field: &str, allowed: &[&str]) -> Result<(), FieldError> {
         match self.optional_string(field)? {
             Some(text) => self.one_of(field, text, allowed),
@@ -175,23 +169,33 @@ impl<'a> Checker<'a> {
     }
 }
 
-/// Validates one event of a batch. Returns the first problem found, naming its field.
-pub fn validate_event(index: usize, value: &Value) -> Result<NewEvent, FieldError> {
+/// Keeps a check's error and hands back its value, so one event's checks all run and every
+/// invalid field is reported, not only the first.
+fn keep<T>(errors: &mut Vec<FieldError>, checked: Result<T, FieldError>) -> Option<T> {
+    checked.map_err(|error| errors.push(error)).ok()
+}
+
+/// Validates one event of a batch. Returns every problem found, each naming its field.
+pub fn validate_event(index: usize, value: &Value) -> Result<NewEvent, Vec<FieldError>> {
     let Some(object) = value.as_object() else {
-        return Err(FieldError {
+        return Err(vec![FieldError {
             index,
             field: "event".into(),
             code: "invalid_type",
             message: "each event must be a JSON object".into(),
-        });
+        }]);
     };
     let top = Checker {
         index,
         object,
         prefix: "",
     };
-    if let Some(unknown) = object.keys().find(|k| !EVENT_FIELDS.contains(&k.as_str())) {
-        return Err(top.error(
+    let mut errors = Vec::new();
+    for unknown in object
+        .keys()
+        .filter(|k| !EVENT_FIELDS.contains(&k.as_str()))
+    {
+        errors.push(top.error(
             unknown,
             "unknown_field",
             format!(
@@ -201,154 +205,157 @@ pub fn validate_event(index: usize, value: &Value) -> Result<NewEvent, FieldErro
         ));
     }
 
-    let project_id = top.required_string("project_id")?;
-    let project_id = Uuid::parse_str(project_id).map_err(|_| {
-        top.error(
-            "project_id",
-            "invalid_uuid",
-            "project_id must be a UUID".into(),
-        )
-    })?;
-    let event_id = top.required_string("event_id")?.to_owned();
-    let event_type_text = top.required_string("event_type")?;
-    let event_type: EventType = event_type_text.parse().map_err(|()| {
-        let allowed: Vec<_> = EventType::ALL.iter().map(|t| t.as_str()).collect();
-        top.error(
-            "event_type",
-            "invalid_value",
-            format!("event_type must be one of {}", allowed.join(", ")),
-        )
-    })?;
-    let entity_type_text = top.required_string("entity_type")?;
-    let entity_type: EntityType = entity_type_text.parse().map_err(|()| {
-        let allowed: Vec<_> = EntityType::ALL.iter().map(|t| t.as_str()).collect();
-        top.error(
-            "entity_type",
-            "invalid_value",
-            format!("entity_type must be one of {}", allowed.join(", ")),
-        )
-    })?;
-    if entity_type != event_type.entity_type() {
-        return Err(top.error(
-            "entity_type",
-            "mismatch",
-            format!(
-                "{} events must have entity_type {}",
-                event_type,
-                event_type.entity_type()
-            ),
-        ));
+    let project_id = top.required_string("project_id").and_then(|project_id| {
+        Uuid::parse_str(project_id).map_err(|_| {
+            top.error(
+                "project_id",
+                "invalid_uuid",
+                "project_id must be a UUID".into(),
+            )
+        })
+    });
+    let project_id = keep(&mut errors, project_id);
+    let event_id = keep(&mut errors, top.required_string("event_id")).map(str::to_owned);
+    let event_type = top.required_string("event_type").and_then(|text| {
+        text.parse::<EventType>().map_err(|()| {
+            let allowed: Vec<_> = EventType::ALL.iter().map(|t| t.as_str()).collect();
+            top.error(
+                "event_type",
+                "invalid_value",
+                format!("event_type must be one of {}", allowed.join(", ")),
+            )
+        })
+    });
+    let event_type = keep(&mut errors, event_type);
+    let entity_type = top.required_string("entity_type").and_then(|text| {
+        text.parse::<EntityType>().map_err(|()| {
+            let allowed: Vec<_> = EntityType::ALL.iter().map(|t| t.as_str()).collect();
+            top.error(
+                "entity_type",
+                "invalid_value",
+                format!("entity_type must be one of {}", allowed.join(", ")),
+            )
+        })
+    });
+    let entity_type = keep(&mut errors, entity_type);
+    if let (Some(event_type), Some(entity_type)) = (event_type, entity_type) {
+        if entity_type != event_type.entity_type() {
+            errors.push(top.error(
+                "entity_type",
+                "mismatch",
+                format!(
+                    "{} events must have entity_type {}",
+                    event_type,
+                    event_type.entity_type()
+                ),
+            ));
+        }
     }
-    let entity_id = top.required_string("entity_id")?.to_owned();
-    let occurred_at = top.timestamp_value("occurred_at", top.required_string("occurred_at")?)?;
-    let caused_by = top.optional_string("caused_by")?.map(str::to_owned);
-    let correlation_id = top.optional_string("correlation_id")?.map(str::to_owned);
+    let entity_id = keep(&mut errors, top.required_string("entity_id")).map(str::to_owned);
+    let occurred_at = top
+        .required_string("occurred_at")
+        .and_then(|text| top.timestamp_value("occurred_at", text));
+    let occurred_at = keep(&mut errors, occurred_at);
+    let caused_by = keep(&mut errors, top.optional_string("caused_by")).flatten();
+    let correlation_id = keep(&mut errors, top.optional_string("correlation_id")).flatten();
 
     let payload = match object.get("payload") {
-        Some(Value::Object(payload)) => payload,
+        Some(Value::Object(payload)) => Some(payload),
         Some(Value::Null) | None => {
-            return Err(top.error("payload", "required", "payload is required".into()))
+            errors.push(top.error("payload", "required", "payload is required".into()));
+            None
         }
         Some(_) => {
-            return Err(top.error(
+            errors.push(top.error(
                 "payload",
                 "invalid_type",
                 "payload must be a JSON object".into(),
-            ))
+            ));
+            None
         }
     };
-    validate_payload(
-        event_type,
-        &Checker {
-            index,
-            object: payload,
-            prefix: "payload.",
-        },
-    )?;
+    if let (Some(event_type), Some(payload)) = (event_type, payload) {
+        validate_payload(
+            event_type,
+            &Checker {
+                index,
+                object: payload,
+                prefix: "payload.",
+            },
+            &mut errors,
+        );
+    }
 
-    Ok(NewEvent {
+    match (
         project_id,
         event_id,
         entity_type,
         entity_id,
         event_type,
         occurred_at,
-        payload: Value::Object(payload.clone()),
-        caused_by,
-        correlation_id,
-    })
+        payload,
+    ) {
+        (
+            Some(project_id),
+            Some(event_id),
+            Some(entity_type),
+            Some(entity_id),
+            Some(event_type),
+            Some(occurred_at),
+            Some(payload),
+        ) if errors.is_empty() => Ok(NewEvent {
+            project_id,
+            event_id,
+            entity_type,
+            entity_id,
+            event_type,
+            occurred_at,
+            payload: Value::Object(payload.clone()),
+            caused_by: caused_by.map(str::to_owned),
+            correlation_id: correlation_id.map(str::to_owned),
+        }),
+        _ => Err(errors),
+    }
 }
 
-fn validate_payload(event_type: EventType, p: &Checker<'_>) -> Result<(), FieldError> {
-    match event_type {
-        EventType::ProjectUpserted => {
-            p.required_string("name")?;
-            p.optional_enum("status", &PROJECT_STATUSES)?;
-        }
-        EventType::PhaseUpserted => {
-            p.required_string("name")?;
-            p.optional_integer("sequence", i64::from(i32::MIN), i64::from(i32::MAX))?;
-        }
-        EventType::MilestoneUpserted => {
-            p.required_string("name")?;
-            p.optional_string("phase_id")?;
-            p.optional_integer("sequence", i64::from(i32::MIN), i64::from(i32::MAX))?;
-            let planned = p.optional_timestamp("planned_start_at")?;
-            let due = p.optional_timestamp("due_at")?;
-            if let (Some(planned), Some(due)) = (planned, due) {
-                if due < planned {
-                    return Err(p.error(
-                        "due_at",
-                        "invalid_value",
-                        "due_at must not be before planned_start_at".into(),
-                    ));
-                }
+/// Checks a payload against the event type's entry in the catalogue, then the rules that
+/// span fields.
+fn validate_payload(event_type: EventType, p: &Checker<'_>, errors: &mut Vec<FieldError>) {
+    for field in catalogue::spec(event_type).fields {
+        keep(errors, p.check_field(field));
+    }
+    if event_type == EventType::MilestoneUpserted {
+        // Each timestamp's own error is already reported; compare only valid ones.
+        let planned = p.optional_timestamp("planned_start_at").ok().flatten();
+        let due = p.optional_timestamp("due_at").ok().flatten();
+        if let (Some(planned), Some(due)) = (planned, due) {
+            if due < planned {
+                errors.push(p.error(
+                    "due_at",
+                    "invalid_value",
+                    "due_at must not be before planned_start_at".into(),
+                ));
             }
-        }
-        EventType::TaskCreated | EventType::TaskUpdated => {
-            if event_type == EventType::TaskCreated {
-                p.required_string("title")?;
-                p.optional_enum("state", &TASK_STATES)?;
-            } else {
-                p.optional_string("title")?;
-            }
-            for field in ["phase_id", "milestone_id", "task_class", "assignee"] {
-                p.optional_string(field)?;
-            }
-            p.optional_integer("priority", i64::from(i32::MIN), i64::from(i32::MAX))?;
-        }
-        EventType::TaskStateTransitioned => {
-            p.required_enum("to_state", &TASK_STATES)?;
-            p.optional_enum("from_state", &TASK_STATES)?;
-            p.optional_string("reason")?;
-            p.optional_string("reviewed_by")?;
-            p.optional_bool("force")?;
-        }
-        EventType::GateRequested => {
-            p.required_string("task_id")?;
-            p.optional_string("gate_type")?;
-            p.optional_string("reviewer")?;
-            p.optional_number("sla_hours", 0.0, 24.0 * 366.0)?;
-        }
-        EventType::GateDecisionRecorded => {
-            p.required_string("task_id")?;
-            p.required_enum("outcome", &GATE_OUTCOMES)?;
-            p.optional_string("actor_id")?;
-            p.optional_string("gate_type")?;
-        }
-        EventType::IntegrationAttemptStarted => {
-            p.required_string("task_id")?;
-            p.optional_integer("attempt_number", 0, i64::from(i32::MAX))?;
-            p.optional_string("base_sha")?;
-            p.optional_string("head_sha")?;
-        }
-        EventType::IntegrationAttemptFinished => {
-            p.required_string("task_id")?;
-            p.required_enum("result", &ATTEMPT_RESULTS)?;
-            p.optional_integer("attempt_number", 0, i64::from(i32::MAX))?;
         }
     }
-    Ok(())
+}
+
+impl Checker<'_> {
+    /// One catalogue field: present when required, of its kind when present.
+    fn check_field(&self, field: &PayloadField) -> Result<(), FieldError> {
+        let name = field.name;
+        if field.required && self.get(name).is_none() {
+            return Err(self.error(name, "required", format!("{name} is required")));
+        }
+        match field.kind {
+            FieldKind::Id | FieldKind::Text => self.optional_string(name).map(drop),
+            FieldKind::Enum(allowed) => self.optional_enum(name, allowed),
+            FieldKind::Timestamp => self.optional_timestamp(name).map(drop),
+            FieldKind::Integer { min, max } => self.optional_integer(name, min, max),
+            FieldKind::Number { min, max } => self.optional_number(name, min, max),
+            FieldKind::Bool => self.optional_bool(name),
+        }
+    }
 }
 
 #[cfg(test)]
@@ -366,6 +373,13 @@ mod tests {
             "occurred_at": "2026-03-02T10:00:00Z",
             "payload": payload,
         })
+    }
+
+    /// The one error of an event with one problem.
+    fn only_error(result: Result<NewEvent, Vec<FieldError>>) -> FieldError {
+        let errors = result.unwrap_err();
+        assert_eq!(errors.len(), 1, "{errors:?}");
+        errors.into_iter().next().unwrap()
     }
 
     #[test]
@@ -387,7 +401,7 @@ mod tests {
             "task",
             json!({"to_state": "done"}),
         );
-        let e = validate_event(3, &v).unwrap_err();
+        let e = only_error(validate_event(3, &v));
         assert_eq!(
             (e.index, e.field.as_str(), e.code),
             (3, "payload.to_state", "invalid_value")
@@ -397,14 +411,14 @@ mod tests {
     #[test]
     fn entity_type_must_match_the_event_type() {
         let v = event("gate_requested", "task", json!({"task_id": "t1"}));
-        assert_eq!(validate_event(0, &v).unwrap_err().code, "mismatch");
+        assert_eq!(only_error(validate_event(0, &v)).code, "mismatch");
     }
 
     #[test]
     fn a_malformed_timestamp_is_refused() {
         let mut v = event("project_upserted", "project", json!({"name": "P"}));
         v["occurred_at"] = json!("yesterday");
-        let e = validate_event(0, &v).unwrap_err();
+        let e = only_error(validate_event(0, &v));
         assert_eq!(
             (e.field.as_str(), e.code),
             ("occurred_at", "invalid_timestamp")
@@ -415,7 +429,7 @@ mod tests {
     fn unknown_top_level_fields_are_refused() {
         let mut v = event("project_upserted", "project", json!({"name": "P"}));
         v["ocurred_at"] = json!("2026-01-01T00:00:00Z");
-        assert_eq!(validate_event(0, &v).unwrap_err().code, "unknown_field");
+        assert_eq!(only_error(validate_event(0, &v)).code, "unknown_field");
     }
 
     #[test]
@@ -425,10 +439,103 @@ mod tests {
             "task",
             json!({"title": "T", "priority": "high"}),
         );
-        let e = validate_event(0, &v).unwrap_err();
+        let e = only_error(validate_event(0, &v));
         assert_eq!(
             (e.field.as_str(), e.code),
             ("payload.priority", "invalid_type")
         );
+    }
+
+    #[test]
+    fn every_invalid_field_of_an_event_is_reported() {
+        let mut v = event("task_created", "tsk", json!({"priority": "high"}));
+        v["occurred_at"] = json!("yesterday");
+        let errors = validate_event(4, &v).unwrap_err();
+        let found: Vec<_> = errors
+            .iter()
+            .map(|e| (e.index, e.field.as_str(), e.code))
+            .collect();
+        assert_eq!(
+            found,
+            [
+                (4, "entity_type", "invalid_value"),
+                (4, "occurred_at", "invalid_timestamp"),
+                (4, "payload.title", "required"),
+                (4, "payload.priority", "invalid_type"),
+            ]
+        );
+    }
+
+    #[test]
+    fn a_payload_is_checked_even_when_the_envelope_has_errors() {
+        let mut v = event(
+            "gate_decision_recorded",
+            "gate",
+            json!({"outcome": "maybe"}),
+        );
+        v["project_id"] = json!("not-a-uuid");
+        let errors = validate_event(0, &v).unwrap_err();
+        let fields: Vec<_> = errors.iter().map(|e| e.field.as_str()).collect();
+        assert_eq!(fields, ["project_id", "payload.task_id", "payload.outcome"]);
+    }
+
+    /// A valid value of each kind, and one of the right JSON type that the kind refuses.
+    fn samples(kind: FieldKind) -> (Value, Option<Value>) {
+        match kind {
+            FieldKind::Id => (json!("x-1"), Some(json!("x".repeat(MAX_ID_LEN + 1)))),
+            FieldKind::Text => (json!("x".repeat(MAX_ID_LEN + 1)), Some(json!("  "))),
+            FieldKind::Enum(values) => (json!(values[0]), Some(json!("no-such-value"))),
+            FieldKind::Timestamp => (json!("2026-03-02T10:00:00Z"), Some(json!("2026-03-02"))),
+            FieldKind::Integer { min, max } => (json!(max), min.checked_sub(1).map(|n| json!(n))),
+            FieldKind::Number { min, max } => (json!((min + max) / 2.0), Some(json!(max + 1.0))),
+            FieldKind::Bool => (json!(true), None),
+        }
+    }
+
+    #[test]
+    fn every_catalogue_field_is_checked_as_its_kind_says() {
+        for spec in &catalogue::CATALOGUE {
+            let event_type = spec.event_type;
+            let entity = event_type.entity_type().as_str();
+            let valid: serde_json::Map<String, Value> = spec
+                .fields
+                .iter()
+                .map(|f| (f.name.to_owned(), samples(f.kind).0))
+                .collect();
+            let v = event(event_type.as_str(), entity, Value::Object(valid.clone()));
+            validate_event(0, &v).unwrap_or_else(|e| panic!("{event_type}: {e:?}"));
+            for field in spec.fields {
+                let path = format!("payload.{}", field.name);
+                let with = |value: Option<Value>| {
+                    let mut payload = valid.clone();
+                    match value {
+                        Some(value) => payload.insert(field.name.to_owned(), value),
+                        None => payload.remove(field.name),
+                    };
+                    validate_event(
+                        0,
+                        &event(event_type.as_str(), entity, Value::Object(payload)),
+                    )
+                };
+                let missing = with(None);
+                if field.required {
+                    let e = only_error(missing);
+                    assert_eq!((e.field.as_str(), e.code), (path.as_str(), "required"));
+                } else {
+                    missing.unwrap_or_else(|e| panic!("{event_type}.{}: {e:?}", field.name));
+                }
+                let wrong_type = if field.kind == FieldKind::Bool {
+                    json!("yes")
+                } else {
+                    json!([1])
+                };
+                let e = only_error(with(Some(wrong_type)));
+                assert_eq!((e.field.as_str(), e.code), (path.as_str(), "invalid_type"));
+                if let Some(refused) = samples(field.kind).1 {
+                    let e = only_error(with(Some(refused)));
+                    assert_eq!(e.field, path, "{e:?}");
+                }
+            }
+        }
     }
 }

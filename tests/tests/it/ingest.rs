@@ -133,6 +133,48 @@ async fn one_bad_event_stores_nothing_and_reports_its_index_and_field() {
     assert_eq!(stored_count(&app, b.project_id).await, 0);
 }
 
+#[tokio::test]
+async fn every_invalid_field_of_every_event_is_reported() {
+    let app = TestApp::spawn().await;
+    let mut b = EventBuilder::new();
+    let at = t("2026-03-02T09:00:00Z");
+    let mut three = b.event("tusk", "t1", "task_created", at, json!({"assignee": "ana"}));
+    three["occurred_at"] = json!("last tuesday");
+    let mut two = b.transition("t2", "finished", at);
+    two["payload"]["force"] = json!("yes");
+    let valid = b.task_created("t3", at, json!({}));
+    let response = app.post_events(&json!([three, valid, two]), None).await;
+    let body = assert_error(response, 422, "validation_error").await;
+    let found: Vec<(u64, &str, &str)> = body["details"]["errors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| {
+            (
+                e["index"].as_u64().unwrap(),
+                e["field"].as_str().unwrap(),
+                e["code"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        found,
+        [
+            (0, "entity_type", "invalid_value"),
+            (0, "occurred_at", "invalid_timestamp"),
+            (0, "payload.title", "required"),
+            (2, "payload.to_state", "invalid_value"),
+            (2, "payload.force", "invalid_type"),
+        ],
+        "{body}"
+    );
+    assert_eq!(
+        body["message"],
+        "2 of 3 events are invalid; nothing was stored"
+    );
+    assert_eq!(stored_count(&app, b.project_id).await, 0);
+}
+
 /// (event_type, entity_type, a valid payload, an invalid payload, the field it names).
 fn catalogue() -> Vec<(&'static str, &'static str, Value, Value, &'static str)> {
     vec![

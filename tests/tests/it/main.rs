@@ -16,6 +16,7 @@ mod openapi;
 mod ops;
 mod query_plans;
 mod read_replica;
+mod readme;
 mod reliability;
 mod scenario;
 mod sequence;

@@ -5,7 +5,7 @@ use std::collections::BTreeSet;
 
 use actix_web::{test, web, App, HttpRequest, HttpResponse};
 use flowmeter_tests::app::assert_common_headers;
-use flowmeter_tests::openapi::{references, resolve};
+use flowmeter_tests::openapi::{references, resolve, validate};
 use flowmeter_tests::{TestApp, TestAppOptions};
 use serde_json::Value;
 
@@ -242,4 +242,150 @@ async fn every_registered_route_is_documented_with_exactly_its_methods() {
         unregistered.is_empty(),
         "documented routes the app does not serve: {unregistered:?}"
     );
+}
+
+/// The Python that has `openapi_spec_validator`: .tools/venv's when scripts/install-deps put
+/// it there, else the system's.
+fn python_with_validator() -> std::path::PathBuf {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap();
+    let venv = root.join(".tools/venv/bin/python3");
+    if venv.exists() {
+        venv
+    } else {
+        "python3".into()
+    }
+}
+
+#[tokio::test]
+async fn an_openapi_3_1_validator_accepts_the_document() {
+    let app = TestApp::spawn().await;
+    let doc = document(&app).await;
+    assert_eq!(doc["openapi"], "3.1.0");
+    let path =
+        std::env::temp_dir().join(format!("flowmeter-openapi-{}.json", uuid::Uuid::new_v4()));
+    std::fs::write(&path, serde_json::to_vec_pretty(&doc).unwrap()).unwrap();
+    let out = std::process::Command::new(python_with_validator())
+        .args([
+            "-m",
+            "openapi_spec_validator",
+            "--schema",
+            "3.1",
+            "--validation-errors",
+            "all",
+        ])
+        .arg(&path)
+        .output()
+        .expect("run openapi-spec-validator (scripts/install-deps installs it)");
+    std::fs::remove_file(&path).ok();
+    assert!(
+        out.status.success(),
+        "openapi-spec-validator refused the document:\n{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[tokio::test]
+async fn the_ingest_body_has_one_schema_per_event_type_discriminated_by_event_type() {
+    use flowmeter_shared::events::catalogue::CATALOGUE;
+
+    let app = TestApp::spawn().await;
+    let doc = document(&app).await;
+    let schemas = &doc["components"]["schemas"];
+    let body = &doc["paths"]["/v1/events"]["post"]["requestBody"]["content"];
+    assert_eq!(
+        body["application/json"]["schema"]["items"]["$ref"],
+        "#/components/schemas/EventInput"
+    );
+    assert_eq!(
+        body["application/x-ndjson"]["schema"]["$ref"],
+        "#/components/schemas/EventInput"
+    );
+    let input = &schemas["EventInput"];
+    assert_eq!(input["discriminator"]["propertyName"], "event_type");
+    let variants: Vec<&str> = input["oneOf"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v["$ref"].as_str().unwrap())
+        .collect();
+    assert_eq!(variants.len(), CATALOGUE.len(), "{input}");
+    let mapping = input["discriminator"]["mapping"].as_object().unwrap();
+    assert_eq!(mapping.len(), CATALOGUE.len());
+    for spec in &CATALOGUE {
+        let name = spec.event_type.as_str();
+        let target = mapping[name].as_str().unwrap();
+        assert!(
+            variants.contains(&target),
+            "{name}: {target} is not in oneOf"
+        );
+        let event = resolve(&doc, target).unwrap_or_else(|| panic!("{target} is missing"));
+        assert_eq!(
+            event["properties"]["event_type"]["enum"],
+            serde_json::json!([name])
+        );
+        assert_eq!(
+            event["properties"]["entity_type"]["enum"],
+            serde_json::json!([spec.event_type.entity_type().as_str()])
+        );
+        assert_eq!(event["additionalProperties"], false, "{name}");
+        let payload = resolve(
+            &doc,
+            event["properties"]["payload"]["$ref"].as_str().unwrap(),
+        )
+        .unwrap_or_else(|| panic!("{name}: no payload schema"));
+        let properties: BTreeSet<&str> = payload["properties"]
+            .as_object()
+            .unwrap()
+            .keys()
+            .map(String::as_str)
+            .collect();
+        let fields: BTreeSet<&str> = spec.fields.iter().map(|f| f.name).collect();
+        assert_eq!(properties, fields, "{name}: payload properties");
+        let required: BTreeSet<&str> = spec
+            .fields
+            .iter()
+            .filter(|f| f.required)
+            .map(|f| f.name)
+            .collect();
+        let documented: BTreeSet<&str> = payload["required"]
+            .as_array()
+            .map(|r| r.iter().map(|v| v.as_str().unwrap()).collect())
+            .unwrap_or_default();
+        assert_eq!(documented, required, "{name}: required payload fields");
+    }
+    assert_eq!(
+        schemas["TaskStateTransitionedPayload"]["properties"]["to_state"]["enum"],
+        serde_json::json!(flowmeter_shared::events::TASK_STATES)
+    );
+
+    // docs/EVENTS.md's examples match the schema of their type and of no other.
+    let events_md = std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .parent()
+            .unwrap()
+            .join("docs/EVENTS.md"),
+    )
+    .unwrap();
+    let input_ref = serde_json::json!({"$ref": "#/components/schemas/EventInput"});
+    let mut checked = 0;
+    for block in events_md.split("```json\n").skip(1) {
+        let text = block.split("```").next().unwrap();
+        let example: Value = serde_json::from_str(text).unwrap();
+        if example.get("event_type").is_none() {
+            continue;
+        }
+        let errors = validate(&doc, &input_ref, &example);
+        assert!(errors.is_empty(), "{example}: {errors:?}");
+        let mut retyped = example.clone();
+        retyped["payload"] = serde_json::json!({"title": 7});
+        assert!(
+            !validate(&doc, &input_ref, &retyped).is_empty(),
+            "{retyped} matched"
+        );
+        checked += 1;
+    }
+    assert_eq!(checked, CATALOGUE.len());
 }

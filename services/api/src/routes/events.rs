@@ -3,15 +3,15 @@
 use actix_web::{http::header, web, HttpRequest, HttpResponse};
 use flowmeter_shared::auth::Role;
 use flowmeter_shared::db::events::{self as event_repo, ProjectAppend};
-use flowmeter_shared::events::{validate_event, EntityType, EventType, NewEvent};
+use flowmeter_shared::events::{validate_event, NewEvent};
 use futures_util::StreamExt;
 use serde::Serialize;
 use serde_json::{json, Value};
 use utoipa::ToSchema;
-use uuid::Uuid;
 
 use crate::auth::Principal;
 use crate::error::{ApiError, ErrorBody};
+use crate::event_schemas::EventInput;
 use crate::observability::IngestLabels;
 use crate::startup::{resource, AppState};
 
@@ -31,31 +31,6 @@ pub struct IngestResponse {
     pub duplicates: u64,
     /// The outcome per project.
     pub projects: Vec<ProjectAppend>,
-}
-
-/// One event as a producer sends it (SPEC §2.3). Fields not listed here are refused.
-#[derive(Debug, ToSchema)]
-pub struct EventInput {
-    /// The project the event belongs to.
-    pub project_id: Uuid,
-    /// The producer's idempotency key, unique per project (at most 256 characters).
-    pub event_id: String,
-    /// What the event is about; must match `event_type`.
-    pub entity_type: EntityType,
-    /// The entity's id in the producer's system.
-    pub entity_id: String,
-    /// What happened.
-    pub event_type: EventType,
-    /// When it happened at the source (RFC 3339).
-    #[schema(format = DateTime)]
-    pub occurred_at: String,
-    /// The event type's fields (SPEC §2.3).
-    #[schema(value_type = Object)]
-    pub payload: Value,
-    /// The event that caused this one, if known.
-    pub caused_by: Option<String>,
-    /// A correlation id spanning several events.
-    pub correlation_id: Option<String>,
 }
 
 /// Reads the body up to the configured limit; a larger body is a 413 before it is all read.
@@ -149,7 +124,7 @@ fn parse_batch(body: &[u8], ndjson: bool) -> Result<Vec<Value>, ApiError> {
         (status = 200, description = "Every event is stored or was already stored.", body = IngestResponse),
         (status = 400, description = "`bad_request`: the body is not valid JSON or NDJSON.", body = ErrorBody),
         (status = 413, description = "`payload_too_large`: the body or the batch is over its limit (`details.max_bytes`, `details.max_events`).", body = ErrorBody),
-        (status = 422, description = "`validation_error`: invalid events; `details.errors` lists each as `FieldError`, nothing was stored.", body = ErrorBody),
+        (status = 422, description = "`validation_error`: invalid events; `details.errors` lists every invalid field of every invalid event as a `FieldError`, nothing was stored.", body = ErrorBody),
         (status = 503, description = "`service_unavailable`: the database is unavailable, or ingest is switched off.", body = ErrorBody),
     )
 )]
@@ -179,6 +154,7 @@ pub async fn post_events(
 
     let mut events: Vec<NewEvent> = Vec::with_capacity(raw.len());
     let mut errors = Vec::new();
+    let mut invalid_events = 0;
     let now = chrono::Utc::now();
     for (index, value) in raw.iter().enumerate() {
         match validate_event(index, value).and_then(|event| {
@@ -186,9 +162,13 @@ pub async fn post_events(
                 .event_time_bounds
                 .check(index, event.occurred_at, now)
                 .map(|()| event)
+                .map_err(|error| vec![error])
         }) {
             Ok(event) => events.push(event),
-            Err(error) => errors.push(error),
+            Err(event_errors) => {
+                invalid_events += 1;
+                errors.extend(event_errors);
+            }
         }
     }
     if !errors.is_empty() {
@@ -199,8 +179,7 @@ pub async fn post_events(
             .inc_by(raw.len() as u64);
         return Err(ApiError::Validation {
             message: format!(
-                "{} of {} events are invalid; nothing was stored",
-                errors.len(),
+                "{invalid_events} of {} events are invalid; nothing was stored",
                 raw.len()
             ),
             details: json!({ "errors": errors }),

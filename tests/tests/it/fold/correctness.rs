@@ -369,8 +369,31 @@ async fn import_validates_the_whole_file_before_storing_and_is_idempotent() {
     assert!(!out.status.success());
     let report: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(report["invalid"], 2);
-    assert_eq!(report["errors"][0]["line"], 2);
-    assert_eq!(report["errors"][1]["code"], "invalid_json");
+    // Every problem of line 2 (a lone event_id of the wrong type), then line 3's.
+    let errors = report["errors"].as_array().unwrap();
+    let line_2: Vec<&str> = errors
+        .iter()
+        .filter(|e| e["line"] == 2)
+        .map(|e| e["field"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        line_2,
+        [
+            "project_id",
+            "event_id",
+            "event_type",
+            "entity_type",
+            "entity_id",
+            "occurred_at",
+            "payload"
+        ],
+        "{report}"
+    );
+    let last = errors.last().unwrap();
+    assert_eq!(
+        (&last["line"], &last["code"]),
+        (&json!(3), &json!("invalid_json"))
+    );
     let client = app.db.client().await;
     assert_eq!(
         event_count(&client).await,

@@ -2,6 +2,7 @@
 //! Grafana dashboards and the Prometheus rules, run the way an operator runs them.
 
 mod delivery_rules;
+mod first_hour;
 mod observability;
 mod rehearsal;
 mod rollback;

@@ -51,7 +51,8 @@ fn dashboard(name: &str) -> Value {
     serde_json::from_str(&text).unwrap_or_else(|e| panic!("{} is not JSON: {e}", path.display()))
 }
 
-/// promtool from PATH (or $PROMTOOL). Its absence fails the test: CI installs it.
+/// promtool from PATH (or $PROMTOOL). Its absence fails the test: `make test` installs it
+/// (scripts/install-deps).
 fn promtool() -> PathBuf {
     if let Some(path) = std::env::var_os("PROMTOOL") {
         return PathBuf::from(path);
@@ -61,10 +62,7 @@ fn promtool() -> PathBuf {
             .map(|dir| dir.join("promtool"))
             .find(|candidate| candidate.is_file())
     });
-    found.expect(
-        "promtool is missing: .ci/run installs it; by hand: apt-get download prometheus && \
-         dpkg -x prometheus_*.deb /tmp/prom && install /tmp/prom/usr/bin/promtool /usr/local/bin/",
-    )
+    found.expect("promtool is missing: scripts/install-deps (run by `make test`) installs it")
 }
 
 #[test]
