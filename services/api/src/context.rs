@@ -9,7 +9,7 @@ use actix_web::body::{BoxBody, MessageBody};
 use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::http::header::{HeaderName, HeaderValue};
 use actix_web::middleware::Next;
-use actix_web::{web, Error, HttpMessage};
+use actix_web::{web, Error, HttpMessage, ResponseError};
 use flowmeter_shared::API_VERSION;
 
 use crate::error::ApiError;
@@ -58,6 +58,7 @@ pub async fn request_context(
     let method = req.method().to_string();
     let state = req.app_data::<web::Data<AppState>>().cloned();
     let query_too_long = req.query_string().len() > MAX_QUERY_BYTES;
+    let http_request = req.request().clone();
 
     if let Some(state) = &state {
         state.metrics.in_flight.inc();
@@ -73,9 +74,15 @@ pub async fn request_context(
                 };
                 return Ok(req.error_response(error));
             }
-            next.call(req)
-                .await
-                .map(ServiceResponse::map_into_boxed_body)
+            // Refusals made outside our handlers (CORS, actix's extractors and limits) are
+            // rendered in the envelope too.
+            match next.call(req).await {
+                Ok(response) => Ok::<_, Error>(in_envelope(response.map_into_boxed_body())),
+                Err(error) => Ok(ServiceResponse::new(
+                    http_request,
+                    foreign_error(&error).error_response(),
+                )),
+            }
         })
         .await?;
     let headers = response.headers_mut();
@@ -117,6 +124,41 @@ pub async fn request_context(
         "Request served."
     );
     Ok(response)
+}
+
+/// Our error for an error raised by a middleware or actix itself: a refused CORS request
+/// is 403 `forbidden`; anything else keeps its status.
+fn foreign_error(error: &Error) -> ApiError {
+    if error.as_error::<actix_cors::CorsError>().is_some() {
+        return ApiError::Forbidden(format!("CORS: {error}"));
+    }
+    ApiError::Status {
+        status: error.as_response_error().status_code(),
+        message: error.to_string(),
+    }
+}
+
+/// An error response that is not already our JSON envelope (actix's own plain-text
+/// answers, such as its body-size limit) is rendered again in the envelope, same status.
+fn in_envelope(response: ServiceResponse<BoxBody>) -> ServiceResponse<BoxBody> {
+    let status = response.status();
+    let is_json = response
+        .headers()
+        .get(actix_web::http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/json"));
+    if !(status.is_client_error() || status.is_server_error()) || is_json {
+        return response;
+    }
+    let error = match response.response().error() {
+        Some(error) => foreign_error(error),
+        None => ApiError::Status {
+            status,
+            message: status.canonical_reason().unwrap_or("error").to_owned(),
+        },
+    };
+    let (request, _) = response.into_parts();
+    ServiceResponse::new(request, error.error_response())
 }
 
 /// Answers paths that match no route.

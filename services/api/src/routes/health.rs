@@ -1,7 +1,6 @@
 //! Liveness and database health. No key needed (expose on an internal network).
 
 use std::collections::BTreeMap;
-use std::time::Duration;
 
 use actix_web::{web, HttpResponse};
 use chrono::{DateTime, Utc};
@@ -57,6 +56,11 @@ pub struct FullHealth {
     pub version: &'static str,
     /// The service's build version.
     pub service_version: &'static str,
+    /// When `down`: the error envelope's fields (`error`, `message`, `details`,
+    /// `request_id`, `timestamp`) beside the checks, so a client reading either shape
+    /// understands the 503.
+    #[serde(flatten, skip_serializing_if = "Option::is_none")]
+    pub envelope: Option<ErrorBody>,
 }
 
 /// `database` of `/health/all`.
@@ -140,7 +144,7 @@ pub async fn get_health_db(state: web::Data<AppState>) -> Result<HttpResponse, A
         }
         Ok::<_, ApiError>(())
     };
-    let timeout = state.settings.database.connect_timeout + Duration::from_millis(500);
+    let timeout = state.settings.database.timeout;
     match tokio::time::timeout(timeout, ping).await {
         Ok(Ok(())) => Ok(HttpResponse::Ok().json(DatabaseHealth {
             status: "ok",
@@ -186,7 +190,7 @@ pub async fn get_health_all(state: web::Data<AppState>) -> HttpResponse {
         let progress = checkpoints::progress(&client).await?;
         Ok::<_, anyhow::Error>((latency, pending, progress))
     };
-    let timeout = state.settings.database.connect_timeout + Duration::from_millis(500);
+    let timeout = state.settings.database.timeout;
     let mut health = FullHealth {
         status: "down",
         database: DatabaseCheck {
@@ -199,6 +203,7 @@ pub async fn get_health_all(state: web::Data<AppState>) -> HttpResponse {
         kill_switches,
         version: flowmeter_shared::API_VERSION,
         service_version: env!("CARGO_PKG_VERSION"),
+        envelope: None,
     };
     match tokio::time::timeout(timeout, checks).await {
         Ok(Ok((latency, pending, progress))) => {
@@ -245,6 +250,18 @@ pub async fn get_health_all(state: web::Data<AppState>) -> HttpResponse {
         Err(_) => health.database.reason = Some("timeout"),
     }
     let status = if health.status == "down" {
+        let message = match (health.database.status, health.database.reason) {
+            ("up", _) => "migrations are pending",
+            (_, Some("timeout")) => "the database did not answer in time",
+            _ => "the database is unreachable",
+        };
+        health.envelope = Some(ErrorBody {
+            error: crate::error::ErrorCode::ServiceUnavailable,
+            message: message.to_owned(),
+            details: serde_json::json!({}),
+            request_id: crate::context::current_request_id(),
+            timestamp: Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+        });
         actix_web::http::StatusCode::SERVICE_UNAVAILABLE
     } else {
         actix_web::http::StatusCode::OK
