@@ -58,34 +58,37 @@ pub async fn request_context(
     let method = req.method().to_string();
     let state = req.app_data::<web::Data<AppState>>().cloned();
     let query_too_long = req.query_string().len() > MAX_QUERY_BYTES;
-    let http_request = req.request().clone();
 
     if let Some(state) = &state {
         state.metrics.in_flight.inc();
     }
     // Handler and extractor errors are rendered inside the handler's future, so they see
-    // the request id through the task-local; the inner service itself does not fail.
-    let mut response = REQUEST_ID
+    // the request id through the task-local. Middlewares that refuse (CORS, the database
+    // deadline) fail the inner service instead; their answer is rendered here, in the same
+    // scope, and handed back as an error that carries the finished response (the request
+    // itself cannot be kept: routing needs it unshared).
+    let outcome = REQUEST_ID
         .scope(request_id.clone(), async move {
             if query_too_long {
                 let error = ApiError::BadRequest {
                     message: format!("the query string is longer than {MAX_QUERY_BYTES} bytes"),
                     details: serde_json::json!({ "field": "query", "max_bytes": MAX_QUERY_BYTES }),
                 };
-                return Ok(req.error_response(error));
+                return Answer::Served(req.error_response(error));
             }
             // Refusals made outside our handlers (CORS, actix's extractors and limits) are
             // rendered in the envelope too.
             match next.call(req).await {
-                Ok(response) => Ok::<_, Error>(in_envelope(response.map_into_boxed_body())),
-                Err(error) => Ok(ServiceResponse::new(
-                    http_request,
-                    foreign_error(&error).error_response(),
-                )),
+                Ok(response) => Answer::Served(in_envelope(response.map_into_boxed_body())),
+                Err(error) => Answer::Refused(foreign_response(&error)),
             }
         })
-        .await?;
-    let headers = response.headers_mut();
+        .await;
+    let mut answer = outcome;
+    let headers = match &mut answer {
+        Answer::Served(response) => response.headers_mut(),
+        Answer::Refused(response) => response.headers_mut(),
+    };
     headers.insert(
         HeaderName::from_static("x-api-version"),
         HeaderValue::from_static(API_VERSION),
@@ -94,7 +97,11 @@ pub async fn request_context(
         headers.insert(HeaderName::from_static("x-request-id"), value);
     }
 
-    let status = response.status().as_u16();
+    let status = match &answer {
+        Answer::Served(response) => response.status(),
+        Answer::Refused(response) => response.status(),
+    }
+    .as_u16();
     let elapsed = started.elapsed();
     if let Some(state) = &state {
         state.metrics.in_flight.dec();
@@ -123,7 +130,35 @@ pub async fn request_context(
         latency_ms = elapsed.as_secs_f64() * 1000.0,
         "Request served."
     );
-    Ok(response)
+    match answer {
+        Answer::Served(response) => Ok(response),
+        Answer::Refused(response) => {
+            Err(actix_web::error::InternalError::from_response("refused", response).into())
+        }
+    }
+}
+
+/// What the inner service produced: a response, or a refusal by a middleware rendered here.
+enum Answer {
+    Served(ServiceResponse<BoxBody>),
+    Refused(actix_web::HttpResponse),
+}
+
+/// The envelope for an error a middleware (or actix) failed the request with. One that
+/// already renders our envelope (the database deadline's 503) is kept as it is.
+fn foreign_response(error: &Error) -> actix_web::HttpResponse {
+    let response = error.error_response();
+    if is_envelope(response.headers()) && error.as_error::<actix_cors::CorsError>().is_none() {
+        return response;
+    }
+    foreign_error(error).error_response()
+}
+
+fn is_envelope(headers: &actix_web::http::header::HeaderMap) -> bool {
+    headers
+        .get(actix_web::http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/json"))
 }
 
 /// Our error for an error raised by a middleware or actix itself: a refused CORS request
@@ -142,12 +177,7 @@ fn foreign_error(error: &Error) -> ApiError {
 /// answers, such as its body-size limit) is rendered again in the envelope, same status.
 fn in_envelope(response: ServiceResponse<BoxBody>) -> ServiceResponse<BoxBody> {
     let status = response.status();
-    let is_json = response
-        .headers()
-        .get(actix_web::http::header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.starts_with("application/json"));
-    if !(status.is_client_error() || status.is_server_error()) || is_json {
+    if !(status.is_client_error() || status.is_server_error()) || is_envelope(response.headers()) {
         return response;
     }
     let error = match response.response().error() {

@@ -48,12 +48,14 @@ pub async fn bound_requests(
             .await
             .map(ServiceResponse::map_into_boxed_body);
     };
-    let request = req.request().clone();
     match tokio::time::timeout(state.settings.database.timeout, next.call(req)).await {
         Ok(response) => response.map(ServiceResponse::map_into_boxed_body),
-        Err(_) => Ok(ServiceResponse::new(
-            request,
+        // The request went with the dropped future, so the answer travels as an error
+        // carrying the rendered envelope (`context` adds the common headers).
+        Err(_) => Err(actix_web::error::InternalError::from_response(
+            "database timeout",
             timed_out(&state).error_response(),
-        )),
+        )
+        .into()),
     }
 }
