@@ -118,19 +118,30 @@ pub async fn read(
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<usize>().ok());
-    if declared.is_some_and(|n| n > limit) {
+    // A body somewhat over the limit is read and discarded before the 413, so the client
+    // (still sending) sees the answer rather than a reset connection; a larger one is
+    // refused at once.
+    let drain_cap = limit.saturating_mul(2);
+    if declared.is_some_and(|n| n > drain_cap) {
         return Err(too_large(limit));
     }
     let receive = async {
         let mut body = web::BytesMut::with_capacity(declared.unwrap_or(8 * 1024).min(limit));
+        let mut received = 0usize;
         while let Some(chunk) = payload.next().await {
             let chunk = chunk.map_err(|e| {
                 ApiError::bad_field("body", format!("reading the body failed: {e}"))
             })?;
-            if body.len() + chunk.len() > limit {
+            received = received.saturating_add(chunk.len());
+            if received > drain_cap {
                 return Err(too_large(limit));
             }
-            body.extend_from_slice(&chunk);
+            if received <= limit {
+                body.extend_from_slice(&chunk);
+            }
+        }
+        if received > limit {
+            return Err(too_large(limit));
         }
         Ok(body.freeze())
     };

@@ -56,11 +56,25 @@ pub struct FullHealth {
     pub version: &'static str,
     /// The service's build version.
     pub service_version: &'static str,
-    /// When `down`: the error envelope's fields (`error`, `message`, `details`,
-    /// `request_id`, `timestamp`) beside the checks, so a client reading either shape
-    /// understands the 503.
-    #[serde(flatten, skip_serializing_if = "Option::is_none")]
-    pub envelope: Option<ErrorBody>,
+    /// When `down`: `service_unavailable`. With `message`, `details`, `request_id` and
+    /// `timestamp` these are the error envelope's fields beside the checks, so a client
+    /// reading either shape understands the 503.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<crate::error::ErrorCode>,
+    /// When `down`: why, in a sentence.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+    /// When `down`: `{}`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>)]
+    pub details: Option<serde_json::Value>,
+    /// When `down`: the request's id (also in `X-Request-ID`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub request_id: Option<String>,
+    /// When `down`: when the answer was given (RFC 3339, UTC, milliseconds).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(format = DateTime)]
+    pub timestamp: Option<String>,
 }
 
 /// `database` of `/health/all`.
@@ -203,7 +217,11 @@ pub async fn get_health_all(state: web::Data<AppState>) -> HttpResponse {
         kill_switches,
         version: flowmeter_shared::API_VERSION,
         service_version: env!("CARGO_PKG_VERSION"),
-        envelope: None,
+        error: None,
+        message: None,
+        details: None,
+        request_id: None,
+        timestamp: None,
     };
     match tokio::time::timeout(timeout, checks).await {
         Ok(Ok((latency, pending, progress))) => {
@@ -255,13 +273,11 @@ pub async fn get_health_all(state: web::Data<AppState>) -> HttpResponse {
             (_, Some("timeout")) => "the database did not answer in time",
             _ => "the database is unreachable",
         };
-        health.envelope = Some(ErrorBody {
-            error: crate::error::ErrorCode::ServiceUnavailable,
-            message: message.to_owned(),
-            details: serde_json::json!({}),
-            request_id: crate::context::current_request_id(),
-            timestamp: Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
-        });
+        health.error = Some(crate::error::ErrorCode::ServiceUnavailable);
+        health.message = Some(message.to_owned());
+        health.details = Some(serde_json::json!({}));
+        health.request_id = Some(crate::context::current_request_id());
+        health.timestamp = Some(Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true));
         actix_web::http::StatusCode::SERVICE_UNAVAILABLE
     } else {
         actix_web::http::StatusCode::OK

@@ -22,7 +22,10 @@ async fn send(
             .header("content-type", "application/json")
             .body(body);
     }
-    let response = request.send().await.unwrap();
+    let response = match request.send().await {
+        Ok(response) => response,
+        Err(e) => return (0, Value::Null, format!("no answer: {e:?}")),
+    };
     let status = response.status().as_u16();
     let text = response.text().await.unwrap_or_default();
     let json = serde_json::from_str(&text).unwrap_or(Value::Null);

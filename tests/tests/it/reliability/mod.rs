@@ -121,11 +121,17 @@ fn routes(project: Uuid, alert: Uuid) -> Vec<Route> {
             method: reqwest::Method::POST,
             path: "/v1/events".into(),
             role: Some(Role::Ingest),
-            body: Some(json!([EventBuilder::for_project(p).task_created(
-                &format!("new-{}", Uuid::new_v4().simple()),
-                Utc::now(),
-                json!({})
-            )])),
+            body: Some(Value::Array(vec![{
+                // Its own event id: the seeded project's builder ids are taken (a reuse
+                // with other content is a conflict).
+                let mut event = EventBuilder::for_project(p).task_created(
+                    &format!("new-{}", Uuid::new_v4().simple()),
+                    Utc::now(),
+                    json!({}),
+                );
+                event["event_id"] = json!(format!("new-{}", Uuid::new_v4().simple()));
+                event
+            }])),
         },
         Route {
             method: reqwest::Method::POST,
