@@ -138,10 +138,7 @@ async fn pipeline(address: &str, requests: &[String], counts: &[AtomicU64; 3]) {
         let mut answered = 0;
         while answered < chunk.len() {
             // Parse every complete response in the buffer.
-            loop {
-                let Some(head_end) = buffer.windows(4).position(|w| w == b"\r\n\r\n") else {
-                    break;
-                };
+            while let Some(head_end) = buffer.windows(4).position(|w| w == b"\r\n\r\n") {
                 let head = String::from_utf8_lossy(&buffer[..head_end]).to_ascii_lowercase();
                 let length: usize = head
                     .lines()
