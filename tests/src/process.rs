@@ -84,3 +84,11 @@ pub fn rss_kib(pid: u32) -> Option<u64> {
         .and_then(|l| l.split_whitespace().nth(1))
         .and_then(|v| v.parse().ok())
 }
+
+/// The largest peak resident set of the child processes this process has waited for, in
+/// KiB (`getrusage(RUSAGE_CHILDREN)`): a way to measure a short-lived command's memory.
+pub fn children_peak_rss_kib() -> u64 {
+    nix::sys::resource::getrusage(nix::sys::resource::UsageWho::RUSAGE_CHILDREN)
+        .map(|usage| u64::try_from(usage.max_rss()).unwrap_or(0))
+        .unwrap_or(0)
+}

@@ -21,6 +21,9 @@ pub struct ApiSettings {
     pub ingest_max_events: usize,
     /// Largest ingest body in bytes (`FLOWMETER_INGEST_MAX_BYTES`).
     pub ingest_max_bytes: usize,
+    /// Accepted range of `occurred_at` (`FLOWMETER_EARLIEST_EVENT_TIME`,
+    /// `FLOWMETER_MAX_FUTURE_SECONDS`).
+    pub event_time_bounds: flowmeter_shared::events::TimeBounds,
     /// An admin key registered at start-up (`FLOWMETER_API_KEY`).
     pub bootstrap_api_key: Option<String>,
     /// Every request acts as admin (`FLOWMETER_AUTH_DISABLED`); tests and demos only.
@@ -128,6 +131,7 @@ impl ApiSettings {
                 1,
                 1_000_000,
             )? as usize,
+            event_time_bounds: flowmeter_shared::events::TimeBounds::from_env(env)?,
             ingest_max_bytes: env.int_in_range(
                 "FLOWMETER_INGEST_MAX_BYTES",
                 8 * 1024 * 1024,

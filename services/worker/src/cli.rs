@@ -110,6 +110,10 @@ enum Command {
         /// End of the generated history (RFC 3339); default: the current hour.
         #[arg(long)]
         end: Option<chrono::DateTime<chrono::Utc>>,
+        /// Deliver the whole histories of this share of tasks (0–100 %) 1–10 days late, as
+        /// producers that retry or backfill do (same events, another arrival order).
+        #[arg(long, default_value_t = 0, value_parser = clap::value_parser!(u32).range(0..=100))]
+        late_percent: u32,
     },
     /// Poison events set aside by the fold.
     #[command(subcommand)]
@@ -261,6 +265,7 @@ impl Cli {
                 days,
                 seed,
                 end,
+                late_percent,
             } => {
                 let end = end.unwrap_or_else(|| {
                     let now = settings.clock.now();
@@ -277,10 +282,10 @@ impl Cli {
                     seed,
                     end,
                 };
-                print(&demo_data(&pool, &options).await?);
+                print(&demo_data(&pool, &options, late_percent).await?);
             }
             Command::Import { file, batch_size } => {
-                print(&import(&pool, &file, batch_size.max(1)).await?);
+                print(&import(&pool, &file, batch_size.max(1), &settings.event_time_bounds).await?);
             }
             Command::Quarantine(QuarantineCommand::List { project }) => {
                 let client = pool.get().await?;
@@ -416,13 +421,15 @@ async fn backfill(
 async fn demo_data(
     pool: &deadpool_postgres::Pool,
     options: &crate::demo::DemoOptions,
+    late_percent: u32,
 ) -> anyhow::Result<Value> {
     let mut projects = Vec::new();
     let (mut total, mut accepted) = (0usize, 0u64);
     for index in 0..options.projects {
         let project = crate::demo::generate_project(options, index);
-        let events = project
-            .events
+        let delivered =
+            crate::demo::delay_histories(project.events.clone(), late_percent, options.seed);
+        let events = delivered
             .iter()
             .enumerate()
             .map(|(i, e)| {
@@ -469,7 +476,9 @@ async fn import(
     pool: &deadpool_postgres::Pool,
     file: &PathBuf,
     batch_size: usize,
+    bounds: &flowmeter_shared::events::TimeBounds,
 ) -> anyhow::Result<Value> {
+    let now = chrono::Utc::now();
     let open = || -> anyhow::Result<std::io::BufReader<std::fs::File>> {
         Ok(std::io::BufReader::new(std::fs::File::open(file).map_err(
             |e| anyhow::anyhow!("opening {}: {e}", file.display()),
@@ -479,9 +488,11 @@ async fn import(
         let value: Value = serde_json::from_str(line).map_err(|e| {
             json!({"index": index, "line": index + 1, "field": "line", "code": "invalid_json", "message": e.to_string()})
         })?;
-        validate_event(index, &value).map_err(|e| {
-            json!({"index": index, "line": index + 1, "field": e.field, "code": e.code, "message": e.message})
-        })
+        validate_event(index, &value)
+            .and_then(|event| bounds.check(index, event.occurred_at, now).map(|()| event))
+            .map_err(|e| {
+                json!({"index": index, "line": index + 1, "field": e.field, "code": e.code, "message": e.message})
+            })
     };
     let mut errors = Vec::new();
     let mut total = 0usize;

@@ -12,8 +12,7 @@ use serde::Serialize;
 use uuid::Uuid;
 
 use crate::alerting::{self, SnapshotKind};
-use crate::fold::snapshot::dpi_reference_bucket;
-use crate::fold::{Delta, ProjectState, ReadModel};
+use crate::fold::{Delta, LateInput, ProjectState, ReadModel};
 use crate::runner::{stored_dpi, Worker};
 use crate::store;
 
@@ -65,46 +64,82 @@ pub struct VerifyReport {
     pub mismatches: Vec<String>,
 }
 
-/// A replay's steps, in the order the fold applied them.
+/// One step of a replay.
 enum Step {
-    Events(Vec<crate::fold::LoggedEvent>),
+    /// New events and, when they are late, what the fold needs with them.
+    Events(Vec<crate::fold::LoggedEvent>, Option<LateInput>),
+    /// The stored snapshot's point: captured_at, as_of_seq, gap_filled.
     Snapshot(DateTime<Utc>, i64, bool),
 }
 
-async fn replay_steps(
-    client: &impl GenericClient,
+/// A replay of a project's log the way a fold in canonical order produces it (SPEC §13):
+/// the events up to the stored snapshot's `as_of_seq` in canonical order, the snapshot, then
+/// the events folded after it in seq order (each chunk late or not, like a worker's runs).
+struct Replay {
     project: Uuid,
     upto: i64,
     snapshot: Option<(DateTime<Utc>, i64, bool)>,
-    mut visit: impl FnMut(Step),
-) -> anyhow::Result<i64> {
-    let mut after = 0;
-    let mut replayed = 0;
-    let mut snapshot = snapshot.filter(|(_, at_seq, _)| *at_seq <= upto);
-    loop {
-        let limit = match snapshot {
-            Some((_, at_seq, _)) if at_seq > after => (at_seq - after).min(REPLAY_CHUNK),
-            _ => REPLAY_CHUNK.min(upto - after),
-        };
-        if let Some((captured_at, at_seq, gap_filled)) = snapshot {
-            if at_seq == after {
-                visit(Step::Snapshot(captured_at, at_seq, gap_filled));
-                snapshot = None;
-                continue;
+    /// Canonical position reached before the snapshot.
+    canonical_after: Option<(DateTime<Utc>, i64)>,
+    /// Seq reached after the snapshot (`None` while before it).
+    seq_after: Option<i64>,
+    replayed: i64,
+}
+
+impl Replay {
+    fn new(project: Uuid, upto: i64, snapshot: Option<(DateTime<Utc>, i64, bool)>) -> Self {
+        Self {
+            project,
+            upto,
+            snapshot: snapshot.filter(|(_, at_seq, _)| *at_seq <= upto),
+            canonical_after: None,
+            seq_after: None,
+            replayed: 0,
+        }
+    }
+
+    async fn next(
+        &mut self,
+        client: &impl GenericClient,
+        state: &ProjectState,
+    ) -> anyhow::Result<Option<Step>> {
+        if self.seq_after.is_none() {
+            let before = self.snapshot.map_or(self.upto, |(_, at_seq, _)| at_seq);
+            let events = store::read_events_canonical(
+                client,
+                self.project,
+                before,
+                self.canonical_after,
+                REPLAY_CHUNK,
+            )
+            .await?;
+            if let Some(last) = events.last() {
+                self.canonical_after = Some((last.occurred_at, last.seq));
+                self.replayed += events.len() as i64;
+                return Ok(Some(Step::Events(events, None)));
+            }
+            self.seq_after = Some(before);
+            if let Some((captured_at, at_seq, gap_filled)) = self.snapshot {
+                return Ok(Some(Step::Snapshot(captured_at, at_seq, gap_filled)));
             }
         }
+        let after = self.seq_after.unwrap_or(self.upto);
+        let limit = REPLAY_CHUNK.min(self.upto - after);
         if limit <= 0 {
-            break;
+            return Ok(None);
         }
-        let events = store::read_events(client, project, after, limit).await?;
+        let events = store::read_events(client, self.project, after, limit).await?;
         let Some(last) = events.last().map(|e| e.seq) else {
-            break;
+            return Ok(None);
         };
-        after = last;
-        replayed += events.len() as i64;
-        visit(Step::Events(events));
+        let late = match state.late_from(&events) {
+            Some(from) => Some(store::late_input(client, self.project, after, from).await?),
+            None => None,
+        };
+        self.seq_after = Some(last);
+        self.replayed += events.len() as i64;
+        Ok(Some(Step::Events(events, late)))
     }
-    Ok(replayed)
 }
 
 impl Worker {
@@ -149,17 +184,16 @@ impl Worker {
             .as_ref()
             .map(|s| (s.captured_at, s.as_of_seq, s.gap_filled));
         let mut state = ProjectState::new(project);
-        let mut steps = Vec::new();
-        let replayed = replay_steps(&tx, project, head, snapshot, |step| steps.push(step)).await?;
+        let mut replay = Replay::new(project, head, snapshot);
         let mut quarantined = 0;
         let mut snapshot_taken = false;
         let mut last_seq = 0;
-        for step in steps {
+        while let Some(step) = replay.next(&tx, &state).await? {
             let delta = match step {
-                Step::Events(events) => {
-                    let delta = state.fold_batch(&events);
+                Step::Events(events, late) => {
+                    let delta = state.fold_batch(&events, late.as_ref());
                     quarantined += delta.quarantine.len();
-                    last_seq = delta.last_seq.unwrap_or(last_seq);
+                    last_seq = last_seq.max(delta.last_seq.unwrap_or(last_seq));
                     delta
                 }
                 Step::Snapshot(captured_at, at_seq, gap_filled) => {
@@ -175,6 +209,7 @@ impl Worker {
             };
             store::write_delta(&tx, &state, &delta, last_seq).await?;
         }
+        let replayed = replay.replayed;
         let mut captured_at = stored.map(|s| s.captured_at);
         if !snapshot_taken {
             let now = self.settings.clock.now();
@@ -239,8 +274,8 @@ impl Worker {
         as_of_seq: i64,
         gap_filled: bool,
     ) -> anyhow::Result<Delta> {
-        let stored = stored_dpi(client, state.project_id, dpi_reference_bucket(now)).await?;
-        Ok(state.snapshot(now, as_of_seq, gap_filled, |_| stored))
+        let stored = stored_dpi(client, state.project_id, state.dpi_lookup(now)).await?;
+        Ok(state.snapshot(now, as_of_seq, gap_filled, stored))
     }
 
     /// Recomputes a project in memory and compares it with the stored read model.
@@ -273,28 +308,28 @@ impl Worker {
         };
         let mut state = ProjectState::new(project);
         let mut expected = ReadModel::default();
-        let mut steps = Vec::new();
-        replay_steps(&tx, project, last_seq, snapshot, |step| steps.push(step)).await?;
-        for step in steps {
+        let mut replay = Replay::new(project, last_seq, snapshot);
+        while let Some(step) = replay.next(&tx, &state).await? {
             match step {
-                Step::Events(events) => {
-                    let delta = state.fold_batch(&events);
+                Step::Events(events, late) => {
+                    let delta = state.fold_batch(&events, late.as_ref());
                     expected.apply(&state, &delta);
                 }
                 Step::Snapshot(captured_at, at_seq, gap_filled) => {
                     // The DPI reference point comes from the recomputation itself.
-                    let reference = dpi_reference_bucket(captured_at);
+                    let lookup = state.dpi_lookup(captured_at);
                     let point = expected
                         .trend
                         .iter()
-                        .find(|(k, _)| {
+                        .filter(|(k, _)| {
                             k.metric == keys::DPI
                                 && k.grain == Grain::Day
-                                && k.bucket == reference
+                                && k.bucket <= lookup
                                 && k.dims.is_none()
                         })
-                        .map(|(_, v)| v.value);
-                    let mut delta = state.snapshot(captured_at, at_seq, gap_filled, |_| point);
+                        .map(|(k, v)| (k.bucket, v.value))
+                        .next_back();
+                    let mut delta = state.snapshot(captured_at, at_seq, gap_filled, point);
                     if let Some(summary) = delta.summary.as_mut() {
                         let actions = alerting::actions_for(
                             &self.settings,
@@ -312,18 +347,11 @@ impl Worker {
             }
         }
 
-        // Compare what retention keeps, and hourly score points only for the latest hour
-        // (earlier ones record live snapshots, which a replay cannot reproduce).
+        // Compare what retention keeps.
         if let Some((captured_at, _, _)) = snapshot {
             let cutoff = captured_at - chrono::Duration::days(self.settings.retention_days);
-            let open_hour = Grain::Hour.bucket(captured_at);
             for model in [&mut expected, &mut stored] {
                 model.apply_retention(cutoff);
-                model.trend.retain(|k, _| {
-                    !(k.grain == Grain::Hour
-                        && [keys::DPI, keys::FES, keys::IRS].contains(&k.metric.as_str())
-                        && k.bucket != open_hour)
-                });
             }
         }
         let (compared, mismatches) = expected.diff(&stored);

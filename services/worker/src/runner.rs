@@ -12,12 +12,12 @@ use chrono::{DateTime, Utc};
 use deadpool_postgres::{GenericClient, Pool};
 use flowmeter_shared::db::checkpoints::{self, Advance, JobRun, Lease, RunRecord};
 use flowmeter_shared::read_model::{keys, Grain};
+use futures_util::FutureExt;
 use rand::Rng;
 use serde::Serialize;
 use uuid::Uuid;
 
 use crate::alerting::{self, SnapshotKind};
-use crate::fold::snapshot::dpi_reference_bucket;
 use crate::fold::state::Cursors;
 use crate::fold::ProjectState;
 use crate::observability::{RunLabels, WorkerMetrics};
@@ -299,7 +299,21 @@ impl Worker {
         }
         let started = Instant::now();
         self.metrics.jobs_running.inc();
-        let result = self.fold_once(lease, request, &key).await;
+        // A panic while folding this project (a bug, a pathological input) fails this
+        // project's run like any error, with backoff, and never takes the worker down.
+        let result = std::panic::AssertUnwindSafe(self.fold_once(lease, request, &key))
+            .catch_unwind()
+            .await
+            .unwrap_or_else(|panic| {
+                let message = panic
+                    .downcast_ref::<String>()
+                    .map(String::as_str)
+                    .or_else(|| panic.downcast_ref::<&str>().copied())
+                    .unwrap_or("no message");
+                Err(RunError::Failed(anyhow::anyhow!(
+                    "the fold panicked: {message}"
+                )))
+            });
         self.metrics.jobs_running.dec();
         let elapsed = started.elapsed().as_secs_f64();
         self.metrics.fold_run_duration.observe(elapsed);
@@ -402,6 +416,7 @@ impl Worker {
         key: &str,
     ) -> Result<RunOutcome, RunError> {
         let mut timer = PhaseTimer::new();
+        fail_project_for_tests(lease.project_id);
         let mut client = self.pool.get().await.map_err(anyhow::Error::from)?;
         let tx = client.transaction().await.map_err(anyhow::Error::from)?;
         let events =
@@ -424,7 +439,15 @@ impl Worker {
         let _in_use = InUse::new(&self.states_in_use);
         let mut state = self.state_for(&tx, lease).await?;
         timer.mark("load");
-        let delta = state.fold_batch(&events);
+        let late = match state.late_from(&events) {
+            Some(from) => {
+                Some(store::late_input(&tx, lease.project_id, lease.last_seq, from).await?)
+            }
+            None => None,
+        };
+        timer.mark("late");
+        let delta = state.fold_batch(&events, late.as_ref());
+        drop(late);
         timer.mark("fold");
         let end_seq = delta.last_seq.unwrap_or(lease.last_seq);
         if self.settings.on_poison == OnPoison::Halt {
@@ -443,10 +466,10 @@ impl Worker {
         let mut evaluation = Evaluation::default();
         if snapshot_wanted {
             let now = self.settings.clock.now();
-            let stored = stored_dpi(&tx, lease.project_id, dpi_reference_bucket(now)).await?;
+            let stored = stored_dpi(&tx, lease.project_id, state.dpi_lookup(now)).await?;
             // A snapshot an operator asked for, or the one that ends a catch-up, fills the gap.
             let fill_gap = caught_up || request.force_snapshot;
-            let snapshot = state.snapshot(now, end_seq, fill_gap, |_| stored);
+            let snapshot = state.snapshot(now, end_seq, fill_gap, stored);
             store::write_delta(&tx, &state, &snapshot, end_seq).await?;
             if let Some(summary) = &snapshot.summary {
                 evaluation = alerting::after_snapshot(
@@ -524,6 +547,27 @@ impl Worker {
     }
 }
 
+/// Panics for the projects listed in `FLOWMETER_TEST_PANIC_PROJECTS` (builds with the
+/// `test-hooks` feature), so tests can show that one project's failure leaves the others be.
+#[cfg(feature = "test-hooks")]
+fn fail_project_for_tests(project: Uuid) {
+    static PROJECTS: std::sync::OnceLock<Vec<String>> = std::sync::OnceLock::new();
+    let listed = PROJECTS.get_or_init(|| {
+        std::env::var("FLOWMETER_TEST_PANIC_PROJECTS")
+            .unwrap_or_default()
+            .split(',')
+            .map(|s| s.trim().to_owned())
+            .filter(|s| !s.is_empty())
+            .collect()
+    });
+    if listed.iter().any(|p| *p == project.to_string()) {
+        panic!("project {project} is listed in FLOWMETER_TEST_PANIC_PROJECTS");
+    }
+}
+
+#[cfg(not(feature = "test-hooks"))]
+fn fail_project_for_tests(_: Uuid) {}
+
 /// Counts a run's project state as in use until the run ends (whatever way it ends).
 struct InUse<'a>(&'a AtomicUsize);
 
@@ -579,17 +623,19 @@ pub fn backoff(mode: Mode, failures: i32) -> chrono::Duration {
     chrono::Duration::milliseconds((capped * jitter * 1000.0) as i64)
 }
 
-/// The stored DPI day point for `bucket` (outer `None`: no point).
+/// The latest stored DPI day point at or before `bucket`, with its bucket (points are
+/// change points: the value holds until the next one).
 pub async fn stored_dpi(
     client: &impl GenericClient,
     project: Uuid,
     bucket: DateTime<Utc>,
-) -> anyhow::Result<Option<Option<f64>>> {
+) -> anyhow::Result<Option<(DateTime<Utc>, Option<f64>)>> {
     let stmt = client
         .prepare_cached(
-            "SELECT value_numeric FROM metrics_trend_point
-              WHERE project_id = $1 AND metric_key = $2 AND time_grain = $3 AND time_bucket = $4
-                AND dimensions = '{}'",
+            "SELECT time_bucket, value_numeric FROM metrics_trend_point
+              WHERE project_id = $1 AND metric_key = $2 AND time_grain = $3 AND time_bucket <= $4
+                AND dimensions = '{}'
+              ORDER BY time_bucket DESC LIMIT 1",
         )
         .await?;
     Ok(client
@@ -598,7 +644,7 @@ pub async fn stored_dpi(
             &[&project, &keys::DPI, &Grain::Day.as_str(), &bucket],
         )
         .await?
-        .map(|row| row.get::<_, Option<f64>>(0)))
+        .map(|row| (row.get(0), row.get::<_, Option<f64>>(1))))
 }
 
 /// Deletes history older than the retention window (SPEC §3.5): trend and breakdown points,
@@ -621,8 +667,19 @@ pub async fn apply_retention(
         .collect();
     client
         .execute(
-            "DELETE FROM metrics_trend_point WHERE project_id = $1 AND time_bucket < $2",
-            &[&project, &cutoff],
+            // A level series keeps its latest point before the cut-off: readers carry it
+            // forward into the retained range.
+            "DELETE FROM metrics_trend_point t WHERE t.project_id = $1 AND t.time_bucket < $2
+                AND (t.metric_key <> ALL($3) OR EXISTS (
+                     SELECT 1 FROM metrics_trend_point u
+                      WHERE u.project_id = t.project_id AND u.metric_key = t.metric_key
+                        AND u.time_grain = t.time_grain AND u.dimensions = t.dimensions
+                        AND u.time_bucket > t.time_bucket AND u.time_bucket < $2))",
+            &[
+                &project,
+                &cutoff,
+                &crate::fold::model::LEVEL_METRICS.to_vec(),
+            ],
         )
         .await?;
     client

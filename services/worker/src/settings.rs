@@ -121,6 +121,9 @@ pub struct WorkerSettings {
     pub state_cache: usize,
     /// Where "now" comes from.
     pub clock: Clock,
+    /// Accepted range of `occurred_at` for `import` (`FLOWMETER_EARLIEST_EVENT_TIME`,
+    /// `FLOWMETER_MAX_FUTURE_SECONDS`), the same as ingest's.
+    pub event_time_bounds: flowmeter_shared::events::TimeBounds,
     /// Sleep before each fold commit (`FLOWMETER_TEST_FOLD_DELAY_MS`, `test-hooks` builds only).
     pub test_fold_delay: Duration,
     /// Alert rules (`FLOWMETER_ALERT_RULES`, else the bundled `alerts/thresholds.toml`).
@@ -211,6 +214,7 @@ impl WorkerSettings {
             concurrency: env.int_in_range("FLOWMETER_WORKER_CONCURRENCY", 2, 1, 64)? as usize,
             state_cache: env.int_in_range("FLOWMETER_WORKER_STATE_CACHE", 2, 0, 10_000)? as usize,
             clock,
+            event_time_bounds: flowmeter_shared::events::TimeBounds::from_env(env)?,
             test_fold_delay,
             alert_rules: alert_rules(env)?,
             alert_webhook_url: webhook_url(env)?,

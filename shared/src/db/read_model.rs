@@ -45,6 +45,21 @@ pub const TREND_DIMENSIONED_SQL: &str =
     AND time_bucket >= $4 AND time_bucket < $5 AND dimensions <> '{}'
   ORDER BY time_bucket";
 
+/// The latest total point before `$4`: the value a level metric carries into a range.
+pub const TREND_BASELINE_SQL: &str =
+    "SELECT time_bucket, dimensions, value_numeric, sample_size, value_json
+   FROM metrics_trend_point
+  WHERE project_id = $1 AND metric_key = $2 AND time_grain = $3
+    AND time_bucket < $4 AND dimensions = '{}'
+  ORDER BY time_bucket DESC LIMIT 1";
+
+/// The dimensioned points of one bucket.
+const TREND_BUCKET_DIMENSIONED_SQL: &str =
+    "SELECT time_bucket, dimensions, value_numeric, sample_size, value_json
+   FROM metrics_trend_point
+  WHERE project_id = $1 AND metric_key = $2 AND time_grain = $3
+    AND time_bucket = $4 AND dimensions <> '{}'";
+
 /// The latest snapshot of a project, or the latest at or before `at`.
 pub async fn snapshot(
     client: &impl GenericClient,
@@ -98,19 +113,49 @@ pub async fn trend_points(
     let rows = client
         .query(&stmt, &[&project_id, &metric, &grain, &from, &to])
         .await?;
-    rows.iter()
-        .map(|r| {
-            let dimensions: String = r.get(1);
-            Ok(TrendRow {
-                bucket: r.get(0),
-                dimensions: serde_json::from_str(&dimensions)
-                    .with_context(|| format!("trend point dimensions {dimensions:?}"))?,
-                value: r.get(2),
-                sample_size: r.get(3),
-                detail: r.get(4),
-            })
-        })
-        .collect()
+    rows.iter().map(trend_row).collect()
+}
+
+/// The points a level metric carries into a range starting at `before`: the latest total
+/// point before it, and (when `dimensioned`) the dimensioned points of that bucket, which
+/// are complete (a tuple without a point there is 0).
+pub async fn trend_baseline(
+    client: &impl GenericClient,
+    project_id: Uuid,
+    metric: &str,
+    grain: &str,
+    before: DateTime<Utc>,
+    dimensioned: bool,
+) -> anyhow::Result<(Option<TrendRow>, Vec<TrendRow>)> {
+    let stmt = client.prepare_cached(TREND_BASELINE_SQL).await?;
+    let total = client
+        .query_opt(&stmt, &[&project_id, &metric, &grain, &before])
+        .await?
+        .map(|r| trend_row(&r))
+        .transpose()?;
+    let mut dims = Vec::new();
+    if let (true, Some(total)) = (dimensioned, &total) {
+        let stmt = client.prepare_cached(TREND_BUCKET_DIMENSIONED_SQL).await?;
+        for r in client
+            .query(&stmt, &[&project_id, &metric, &grain, &total.bucket])
+            .await?
+        {
+            dims.push(trend_row(&r)?);
+        }
+    }
+    Ok((total, dims))
+}
+
+fn trend_row(r: &tokio_postgres::Row) -> anyhow::Result<TrendRow> {
+    let dimensions: String = r.get(1);
+    Ok(TrendRow {
+        bucket: r.get(0),
+        dimensions: serde_json::from_str(&dimensions)
+            .with_context(|| format!("trend point dimensions {dimensions:?}"))?,
+        value: r.get(2),
+        sample_size: r.get(3),
+        detail: r.get(4),
+    })
 }
 
 /// Conditions on drill-down rows: each present column must equal one of its values.
@@ -395,6 +440,27 @@ pub async fn breakdown_points(
         .iter()
         .map(|r| (r.get(0), r.get(1), r.get(2), r.get(3)))
         .collect())
+}
+
+/// The latest day at or before `day` with a point of a level metric (its project total):
+/// the day whose breakdown levels describe `day`'s end.
+pub async fn latest_level_day(
+    client: &impl GenericClient,
+    project_id: Uuid,
+    metric: &str,
+    day: chrono::NaiveDate,
+) -> anyhow::Result<Option<chrono::NaiveDate>> {
+    let stmt = client
+        .prepare_cached(
+            "SELECT (max(time_bucket) AT TIME ZONE 'UTC')::date FROM metrics_trend_point
+              WHERE project_id = $1 AND metric_key = $2 AND time_grain = 'day'
+                AND dimensions = '{}' AND time_bucket < ($3::date + 1)::timestamp AT TIME ZONE 'UTC'",
+        )
+        .await?;
+    Ok(client
+        .query_one(&stmt, &[&project_id, &metric, &day])
+        .await?
+        .get(0))
 }
 
 /// Names of milestones or phases by id, for labels.

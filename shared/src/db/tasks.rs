@@ -8,7 +8,7 @@ use tokio_postgres::Row;
 use crate::metrics::{BlockedEpisode, PerState, TaskFacts};
 
 /// The columns [`task_from_row`] reads, in its order.
-const COLUMNS: [&str; 22] = [
+const COLUMNS: [&str; 24] = [
     "task_id",
     "title",
     "phase_id",
@@ -31,6 +31,8 @@ const COLUMNS: [&str; 22] = [
     "blocked_started_at",
     "blocked_ended_at",
     "facts",
+    "from_state_mismatches",
+    "inferred_start",
 ];
 
 /// The select list of a task, each column qualified by `alias`.
@@ -48,7 +50,11 @@ pub fn task_from_row(r: &Row, at: usize) -> anyhow::Result<TaskFacts> {
     let Some(times) = r.get::<_, Option<Vec<f64>>>(at + 18) else {
         let facts: Option<serde_json::Value> = r.get(at + 21);
         let facts = facts.context("metrics_task row has neither state columns nor facts")?;
-        return serde_json::from_value(facts).context("decoding metrics_task.facts");
+        let mut task: TaskFacts =
+            serde_json::from_value(facts).context("decoding metrics_task.facts")?;
+        task.from_state_mismatches = u32::try_from(r.get::<_, i32>(at + 22))?;
+        task.inferred_start = r.get(at + 23);
+        return Ok(task);
     };
     let times: [f64; 11] = times.try_into().map_err(|v: Vec<f64>| {
         anyhow::anyhow!("time_in_state_seconds has {} entries, not 11", v.len())
@@ -88,5 +94,7 @@ pub fn task_from_row(r: &Row, at: usize) -> anyhow::Result<TaskFacts> {
             .collect(),
         integration_attempts: u32::try_from(r.get::<_, i32>(at + 16))?,
         integration_failures: u32::try_from(r.get::<_, i32>(at + 17))?,
+        from_state_mismatches: u32::try_from(r.get::<_, i32>(at + 22))?,
+        inferred_start: r.get(at + 23),
     })
 }

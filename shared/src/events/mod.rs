@@ -1,6 +1,7 @@
 //! The event catalogue (SPEC §2.3): the closed lists of entity and event types, the
 //! validated form of an incoming event, and the validator that turns producer JSON into it.
 
+mod bounds;
 mod validate;
 
 use chrono::{DateTime, Utc};
@@ -9,6 +10,7 @@ use uuid::Uuid;
 
 use crate::metrics::{AttemptResult, GateOutcome, TaskState};
 
+pub use bounds::{TimeBounds, DEFAULT_EARLIEST_EVENT_TIME, DEFAULT_MAX_FUTURE_SECONDS};
 pub use validate::{validate_event, FieldError, MAX_ID_LEN};
 
 /// The task states of SPEC §2.3, in catalogue order (the names of [`TaskState`]).

@@ -74,6 +74,15 @@ pub struct TaskFacts {
     pub integration_attempts: u32,
     /// Finished attempts whose result was not `success` (conflict, failed_checks, aborted).
     pub integration_failures: u32,
+    /// Transitions whose `from_state` disagreed with the state the task had at that point
+    /// of its history (a data-quality finding, counted per task).
+    #[serde(default)]
+    pub from_state_mismatches: u32,
+    /// True when the task's history (in event time) starts with a transition rather than
+    /// its `task_created` (a data-quality finding; `inferred` clears when the creation
+    /// arrives, this stays).
+    #[serde(default)]
+    pub inferred_start: bool,
 }
 
 impl TaskFacts {
@@ -101,6 +110,8 @@ impl TaskFacts {
             blocked_episodes: Vec::new(),
             integration_attempts: 0,
             integration_failures: 0,
+            from_state_mismatches: 0,
+            inferred_start: false,
         }
     }
 

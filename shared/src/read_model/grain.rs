@@ -67,11 +67,9 @@ impl Grain {
         }
     }
 
-    /// Whether level points of the expensive score metrics (DPI, FES, IRS) are kept for
-    /// closed buckets of this grain. Hourly score points would cost a full recomputation
-    /// per hour of history; they are written for the open hour at snapshot time only.
-    pub fn closes_scores(self) -> bool {
-        self != Grain::Hour
+    /// Midnight (UTC) starting `day`.
+    pub fn bucket_of_day(self, day: NaiveDate) -> DateTime<Utc> {
+        self.bucket(midnight(day))
     }
 
     /// Whether per-dimension points are kept at this grain (day and coarser).

@@ -60,6 +60,18 @@ pub const DRILLDOWN_METRICS: [&str; 7] = [
     keys::ARRIVALS,
 ];
 
+/// Trend metrics whose points are levels as of a bucket's end, stored as change points and
+/// carried forward by readers; the others are counts, 0 where no point is stored.
+pub const LEVEL_METRICS: [&str; 7] = [
+    keys::WIP,
+    keys::BLOCKED,
+    keys::CYCLE_TIME,
+    keys::LEAD_TIME,
+    keys::DPI,
+    keys::FES,
+    keys::IRS,
+];
+
 /// Trend metrics that add up across dimensions (the only ones with dimensioned points).
 pub const ADDITIVE_METRICS: [&str; 4] =
     [keys::THROUGHPUT, keys::ARRIVALS, keys::WIP, keys::BLOCKED];

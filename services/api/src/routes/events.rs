@@ -175,9 +175,15 @@ pub async fn post_events(
     // parse_batch succeeded, so the body is UTF-8.
     let mut texts =
         payload_texts(std::str::from_utf8(&body).unwrap_or_default(), ndjson).into_iter();
+    let now = chrono::Utc::now();
     for (index, value) in raw.iter().enumerate() {
         let text = texts.next().flatten();
-        match validate_event(index, value) {
+        match validate_event(index, value).and_then(|event| {
+            settings
+                .event_time_bounds
+                .check(index, event.occurred_at, now)
+                .map(|()| event)
+        }) {
             Ok(event) => events.push(NewEvent {
                 payload_text: text,
                 ..event

@@ -18,6 +18,7 @@
 //! needs only `sqrt`, so the output is byte-identical on every platform for the same options.
 //! `rng` holds those; `lifecycle` walks one task; this module plans the project around it.
 
+mod late;
 mod lifecycle;
 mod rng;
 
@@ -25,6 +26,7 @@ use chrono::{DateTime, SecondsFormat, TimeDelta, Utc};
 use serde_json::{json, Map, Value};
 use uuid::Uuid;
 
+pub use self::late::delay_histories;
 use self::rng::{mix64, Rng};
 
 /// Longest period generated; keeps date arithmetic far from chrono's limits.

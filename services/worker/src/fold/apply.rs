@@ -5,9 +5,9 @@
 use chrono::{DateTime, Utc};
 use flowmeter_shared::metrics::{AttemptResult, GateOutcome, TaskFacts, TaskState};
 
-use super::model::{keys, BreakdownKey, Delta, Dims, TrendKey, BREAKDOWN_DIMENSIONS};
+use super::model::{BreakdownKey, Delta, Dims, TrendKey};
 use super::payload::{Payload, Raw};
-use super::state::{dimension_value, ProjectState};
+use super::state::ProjectState;
 use flowmeter_shared::read_model::Grain;
 
 /// An event as read from the log.
@@ -28,15 +28,7 @@ pub struct LoggedEvent {
     pub occurred_at: DateTime<Utc>,
 }
 
-/// Data-quality issue names.
-pub mod issues {
-    /// A transition's `from_state` disagreed with the projection.
-    pub const FROM_STATE_MISMATCH: &str = "from_state_mismatch";
-    /// An event was older than the stay it ended; the duration was clamped to 0.
-    pub const NEGATIVE_DURATION: &str = "negative_duration";
-    /// A transition arrived for a task never created; the task was inferred.
-    pub const INFERRED_TASK: &str = "inferred_task";
-}
+pub use super::contrib::issues;
 
 /// A payload field that is absent, explicitly null, or set.
 #[derive(Debug, Clone, PartialEq)]
@@ -280,11 +272,29 @@ fn parse(event: &LoggedEvent) -> Result<Change, String> {
     })
 }
 
+/// How an event is applied.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Apply {
+    /// The event was folded before and is applied again after a late event re-opened its
+    /// time: what counts events (the transition counter) leaves it out.
+    pub replayed: bool,
+    /// Event time moves to the event (closing buckets it passes). Off for the events
+    /// before a late event's time, which rebuild entities as of that time.
+    pub advance: bool,
+}
+
+impl Apply {
+    /// A new event, in canonical order.
+    pub const NEW: Apply = Apply {
+        replayed: false,
+        advance: true,
+    };
+}
+
 impl ProjectState {
     /// Applies one event. A poison event is recorded in `delta.quarantine` and otherwise
     /// ignored; the caller's cursor moves on either way.
-    pub fn apply(&mut self, event: &LoggedEvent, delta: &mut Delta) {
-        delta.last_seq = Some(event.seq);
+    pub fn apply(&mut self, event: &LoggedEvent, delta: &mut Delta, how: Apply) {
         let change = match parse(event) {
             Ok(change) => change,
             Err(error) => {
@@ -300,7 +310,9 @@ impl ProjectState {
             }
         };
         let at = event.occurred_at;
-        self.advance_to(at, delta);
+        if how.advance {
+            self.advance_to(at, delta);
+        }
         let id = event.entity_id.as_str();
         match change {
             Change::Nothing => {}
@@ -335,34 +347,41 @@ impl ProjectState {
                 delta.milestones.insert(id.to_owned());
             }
             Change::TaskCreated { attrs, state } => {
+                delta.note_task(id, self.task(id));
                 if self.task(id).is_none() {
-                    self.create_task(id, at, false, state, Some(&attrs), delta);
+                    self.create_task(id, at, false, state, Some(&attrs));
                 } else {
-                    // A creation after an inferred start (out of order) or a resend with a
-                    // new event id: keep the state, take the attributes.
+                    // A creation after the task's first transition in event time, or a
+                    // resend with a new event id: keep the state, take the attributes, and
+                    // the creation time is this event's (lead time, arrivals, backlog age).
                     self.update_task(id, |task| {
                         apply_attrs(task, &attrs);
                         task.inferred = false;
+                        task.created_at = at;
                     });
                 }
                 delta.tasks.insert(id.to_owned());
             }
             Change::TaskUpdated { attrs } => {
+                delta.note_task(id, self.task(id));
                 if self.task(id).is_none() {
-                    self.create_task(id, at, true, None, None, delta);
+                    self.create_task(id, at, true, None, None);
                 }
                 self.update_task(id, |task| apply_attrs(task, &attrs));
                 delta.tasks.insert(id.to_owned());
             }
             Change::Transition { to, from } => {
+                delta.note_task(id, self.task(id));
                 if self.task(id).is_none() {
-                    delta.data_quality(issues::INFERRED_TASK);
-                    self.create_task(id, at, true, from, None, delta);
+                    self.create_task(id, at, true, from, None);
+                    self.update_task(id, |task| task.inferred_start = true);
                 } else if from.is_some_and(|from| Some(from) != self.task(id).map(|t| t.state)) {
-                    delta.data_quality(issues::FROM_STATE_MISMATCH);
+                    self.update_task(id, |task| task.from_state_mismatches += 1);
                 }
-                *delta.transitions.entry(to.as_str().to_owned()).or_default() += 1;
-                self.transition(id, to, at, delta);
+                if !how.replayed {
+                    *delta.transitions.entry(to.as_str().to_owned()).or_default() += 1;
+                }
+                self.transition(id, to, at);
                 delta.tasks.insert(id.to_owned());
             }
             Change::GateRequested {
@@ -394,12 +413,11 @@ impl ProjectState {
                 task_id,
                 attempt_number,
             } => {
-                let (attempt, created) = self.attempt_mut(id, &task_id);
-                attempt.started_at = Some(at);
-                attempt.attempt_number = attempt_number.or(attempt.attempt_number);
-                if created {
-                    self.count_attempt(&task_id, false, delta);
-                }
+                self.update_attempt(id, &task_id, |attempt| {
+                    attempt.started_at = Some(at);
+                    attempt.attempt_number = attempt_number.or(attempt.attempt_number);
+                });
+                self.note_attempt_task(id, delta);
                 delta.attempts.insert(id.to_owned());
             }
             Change::AttemptFinished {
@@ -407,32 +425,23 @@ impl ProjectState {
                 result,
                 attempt_number,
             } => {
-                let (attempt, created) = self.attempt_mut(id, &task_id);
-                let first_finish = attempt.finished_at.is_none();
-                attempt.finished_at = Some(at);
-                attempt.result = Some(result);
-                attempt.attempt_number = attempt_number.or(attempt.attempt_number);
-                if created {
-                    self.count_attempt(&task_id, false, delta);
-                }
-                if first_finish && result.is_failure() {
-                    self.count_attempt(&task_id, true, delta);
-                }
+                self.update_attempt(id, &task_id, |attempt| {
+                    attempt.finished_at = Some(at);
+                    attempt.result = Some(result);
+                    attempt.attempt_number = attempt_number.or(attempt.attempt_number);
+                });
+                self.note_attempt_task(id, delta);
                 delta.attempts.insert(id.to_owned());
             }
         }
     }
 
-    fn count_attempt(&mut self, task_id: &str, failure: bool, delta: &mut Delta) {
-        let counted = self.update_task(task_id, |task| {
-            if failure {
-                task.integration_failures += 1;
-            } else {
-                task.integration_attempts += 1;
+    /// Remembers the task of an attempt, whose attempt counts are recounted after the batch.
+    fn note_attempt_task(&self, attempt_id: &str, delta: &mut Delta) {
+        if let Some(attempt) = self.attempt(attempt_id) {
+            if !delta.attempt_tasks.contains(&attempt.task_id) {
+                delta.attempt_tasks.insert(attempt.task_id.clone());
             }
-        });
-        if counted.is_some() {
-            delta.tasks.insert(task_id.to_owned());
         }
     }
 
@@ -443,7 +452,6 @@ impl ProjectState {
         inferred: bool,
         state: Option<TaskState>,
         attrs: Option<&TaskAttrs>,
-        delta: &mut Delta,
     ) {
         let mut task = TaskFacts::new(id, at);
         task.inferred = inferred;
@@ -455,133 +463,67 @@ impl ProjectState {
         if initial != TaskState::Backlog {
             // Enter the initial state through the same path as a transition, so its
             // timestamps (claimed_at, blocked episodes, …) are set consistently.
-            self.enter_state(id, initial, at, delta);
-        }
-        if let Some(task) = self.task(id) {
-            let dims = Dims::of(task);
-            let values: Vec<_> = BREAKDOWN_DIMENSIONS
-                .iter()
-                .map(|d| (*d, dimension_value(task, d)))
-                .collect();
-            self.count(keys::ARRIVALS, at, &dims, &values, delta);
+            self.enter_state(id, initial, at);
         }
     }
 
-    /// Adds one to a count metric in every grain, for the total and the task's dimensions.
-    fn count(
-        &self,
-        metric: &str,
-        at: DateTime<Utc>,
-        dims: &Dims,
-        dimension_values: &[(&str, String)],
-        delta: &mut Delta,
-    ) {
-        for grain in Grain::ALL {
-            let bucket = grain.bucket(at);
-            delta.add_trend(trend_key(metric, grain, bucket, None), 1.0, 1);
-            if grain.has_dimensions() {
-                delta.add_trend(trend_key(metric, grain, bucket, Some(dims.clone())), 1.0, 1);
-            }
-        }
-        for (dimension, value) in dimension_values {
-            delta.add_breakdown(breakdown_key(metric, dimension, value, at), 1.0, 1);
-        }
-    }
-
-    fn transition(&mut self, id: &str, to: TaskState, at: DateTime<Utc>, delta: &mut Delta) {
+    fn transition(&mut self, id: &str, to: TaskState, at: DateTime<Utc>) {
         let Some(current) = self.task(id).map(|t| t.state) else {
             return;
         };
         if current == to {
             return;
         }
-        self.enter_state(id, to, at, delta);
+        self.enter_state(id, to, at);
     }
 
     /// Moves a task into `to` at `at`: closes the current stay (clamping a negative
     /// duration to 0) and sets the entry timestamps of SPEC §4.
-    fn enter_state(&mut self, id: &str, to: TaskState, at: DateTime<Utc>, delta: &mut Delta) {
+    fn enter_state(&mut self, id: &str, to: TaskState, at: DateTime<Utc>) {
         if to == TaskState::Integrated && self.task(id).is_some_and(|t| t.integrated_at.is_none()) {
             self.stored.integrated_since_drilldown.insert(id.to_owned());
         }
-        let negative = self
-            .update_task(id, |task| {
-                let negative = at < task.state_entered_at;
-                let stay = (at - task.state_entered_at)
-                    .num_microseconds()
-                    .unwrap_or(0)
-                    .max(0) as f64
-                    / 1_000_000.0;
-                let from = task.state;
-                task.time_in_state_seconds.add(from, stay);
-                if from == TaskState::Blocked {
-                    if let Some(open) = task
-                        .blocked_episodes
-                        .iter_mut()
-                        .rev()
-                        .find(|e| e.ended_at.is_none())
-                    {
-                        open.ended_at = Some(at.max(open.started_at));
-                    }
-                    task.blocked_since = None;
-                }
-                if to == TaskState::Blocked {
-                    task.blocked_episodes
-                        .push(flowmeter_shared::metrics::BlockedEpisode {
-                            started_at: at,
-                            ended_at: None,
-                        });
-                    task.blocked_since = Some(at);
-                }
-                if matches!(to, TaskState::Claimed | TaskState::InProgress)
-                    && task.claimed_at.is_none()
+        self.update_task(id, |task| {
+            let stay = (at - task.state_entered_at)
+                .num_microseconds()
+                .unwrap_or(0)
+                .max(0) as f64
+                / 1_000_000.0;
+            let from = task.state;
+            task.time_in_state_seconds.add(from, stay);
+            if from == TaskState::Blocked {
+                if let Some(open) = task
+                    .blocked_episodes
+                    .iter_mut()
+                    .rev()
+                    .find(|e| e.ended_at.is_none())
                 {
-                    task.claimed_at = Some(at);
+                    open.ended_at = Some(at.max(open.started_at));
                 }
-                if to == TaskState::Implemented {
-                    task.implemented_at = Some(at);
-                }
-                if to == TaskState::Integrated {
-                    task.integrated_at = Some(at);
-                }
-                task.terminal_at = to.is_terminal().then_some(at);
-                task.state = to;
-                task.state_entered_at = task.state_entered_at.max(at);
-                negative
-            })
-            .unwrap_or(false);
-        if negative {
-            delta.data_quality(issues::NEGATIVE_DURATION);
-        }
-        if to == TaskState::Integrated {
-            self.count_integration(id, at, delta);
-        }
-    }
-
-    fn count_integration(&self, id: &str, at: DateTime<Utc>, delta: &mut Delta) {
-        let Some(task) = self.task(id) else {
-            return;
-        };
-        let dims = Dims::of(task);
-        let values: Vec<_> = BREAKDOWN_DIMENSIONS
-            .iter()
-            .map(|d| (*d, dimension_value(task, d)))
-            .collect();
-        self.count(keys::THROUGHPUT, at, &dims, &values, delta);
-        let durations = [
-            (keys::CYCLE_TIME, task.cycle_time_seconds()),
-            (keys::LEAD_TIME, task.lead_time_seconds()),
-        ];
-        for (metric, seconds) in durations {
-            let Some(seconds) = seconds else { continue };
-            for (dimension, value) in &values {
-                delta.add_breakdown(
-                    breakdown_key(metric, dimension, value, at),
-                    seconds / 60.0,
-                    1,
-                );
+                task.blocked_since = None;
             }
-        }
+            if to == TaskState::Blocked {
+                task.blocked_episodes
+                    .push(flowmeter_shared::metrics::BlockedEpisode {
+                        started_at: at,
+                        ended_at: None,
+                    });
+                task.blocked_since = Some(at);
+            }
+            if matches!(to, TaskState::Claimed | TaskState::InProgress) && task.claimed_at.is_none()
+            {
+                task.claimed_at = Some(at);
+            }
+            if to == TaskState::Implemented {
+                task.implemented_at = Some(at);
+            }
+            if to == TaskState::Integrated {
+                task.integrated_at = Some(at);
+            }
+            task.terminal_at = to.is_terminal().then_some(at);
+            task.state = to;
+            task.state_entered_at = task.state_entered_at.max(at);
+        });
     }
 }
 

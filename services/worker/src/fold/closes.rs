@@ -1,10 +1,13 @@
-//! Level points "as of the bucket's end" (SPEC §4.1). The fold closes a bucket when event
-//! time moves past its end, so the points depend on the events alone, never on batch
-//! boundaries or wall-clock time. A snapshot writes the same kind of points for buckets that
-//! have ended in wall-clock time but not yet in event time (`close_until`), without moving
-//! the cursors: when later events close those buckets for real they overwrite them.
+//! Level points "as of the bucket's end" (SPEC §4.1, §13). The fold closes a bucket when
+//! event time (canonical order) moves past its end, so the points depend on the events
+//! alone, never on batch boundaries or wall-clock time. Points are change points: a bucket
+//! gets one when it holds events or a fact leaves a trailing window in it, and readers carry
+//! the last value forward through the buckets between. A snapshot writes the same kind of
+//! points for buckets that have ended in wall-clock time but not yet in event time
+//! (`close_until`), without moving the cursors; event time passing them deletes and
+//! rewrites them.
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 
 use chrono::{DateTime, Duration, Utc};
 use flowmeter_shared::metrics::stats::{round_duration, round_score};
@@ -13,7 +16,7 @@ use serde_json::{json, Value};
 
 use super::apply::trend_key;
 use super::model::{keys, BreakdownKey, BreakdownValue, Delta, TrendValue, BREAKDOWN_DIMENSIONS};
-use super::state::ProjectState;
+use super::state::{ProjectState, EXPIRY_WINDOWS_DAYS};
 use flowmeter_shared::read_model::Grain;
 
 /// The window of the cycle and lead time percentiles.
@@ -90,40 +93,91 @@ pub fn p50_with_interval(samples: &mut [f64]) -> (Option<f64>, Value) {
 }
 
 impl ProjectState {
-    /// Closes every bucket that ends at or before `t` and moves the cursors past them.
+    /// Closes every bucket that ends at or before `t` and moves the cursors past them. Of
+    /// the buckets between the open one and `t`'s, only those in which a value can change
+    /// (a fact leaves a trailing window there) get points: readers carry the value forward
+    /// through the others, so a stretch of empty event time costs nothing.
     pub fn advance_to(&mut self, t: DateTime<Utc>, delta: &mut Delta) {
         let mut scores = HashMap::new();
         for grain in Grain::ALL {
-            let Some(mut start) = self.cursors.open.get(&grain).copied() else {
+            let Some(start) = self.cursors.open.get(&grain).copied() else {
                 self.cursors.open.insert(grain, grain.bucket(t));
                 continue;
             };
-            let mut end = grain.next(start);
+            let end = grain.next(start);
             if end > t {
                 continue;
             }
-            while end <= t {
-                self.close(grain, start, end, grain.closes_scores(), delta, &mut scores);
-                start = end;
-                end = grain.next(start);
-            }
-            self.cursors.open.insert(grain, start);
+            self.close(grain, start, end, delta, &mut scores);
+            let target = grain.bucket(t);
+            self.close_changes_between(grain, end, target, delta, &mut scores);
+            self.cursors.open.insert(grain, target);
         }
     }
 
-    /// Writes the points of buckets that ended before `now` but are still open in event
-    /// time, leaving the cursors where they are. Returns nothing; the points go to `delta`.
-    pub fn close_until(&self, now: DateTime<Utc>, delta: &mut Delta) {
+    /// Closes the buckets in `[from, to)` in which a fact leaves a trailing window, after
+    /// deleting whatever points lie in that range (snapshots write ahead of event time).
+    fn close_changes_between(
+        &self,
+        grain: Grain,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+        delta: &mut Delta,
+        scores: &mut HashMap<DateTime<Utc>, Scores>,
+    ) {
+        if from >= to {
+            return;
+        }
+        delta.level_clear.push((grain, from, Some(to)));
+        for bucket in self.expiry_buckets(grain, from, to) {
+            self.close(grain, bucket, grain.next(bucket), delta, scores);
+        }
+    }
+
+    /// The buckets of `grain` in `[from, to)` (both bucket starts) in which some fact
+    /// leaves one of the trailing windows.
+    fn expiry_buckets(
+        &self,
+        grain: Grain,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+    ) -> BTreeSet<DateTime<Utc>> {
+        let mut buckets = BTreeSet::new();
+        for days in EXPIRY_WINDOWS_DAYS {
+            let window = Duration::days(days);
+            for hour in self
+                .fact_hours
+                .range(from - window..to - window)
+                .map(|(h, _)| *h)
+            {
+                let bucket = grain.bucket(hour + window);
+                if bucket >= from && bucket < to {
+                    buckets.insert(bucket);
+                }
+            }
+        }
+        buckets
+    }
+
+    /// The level points a snapshot at `now` writes: everything ahead of event time is
+    /// deleted first; with `fill_gap`, the open bucket is closed when `now` is past it and
+    /// the buckets up to `now` in which a value changes get points; the bucket holding
+    /// `now` is written as of `now` by [`ProjectState::open_buckets`].
+    pub fn close_until(&self, now: DateTime<Utc>, fill_gap: bool, delta: &mut Delta) {
         let mut scores = HashMap::new();
         for grain in Grain::ALL {
-            let Some(mut start) = self.cursors.open.get(&grain).copied() else {
+            let Some(start) = self.cursors.open.get(&grain).copied() else {
                 continue;
             };
-            let mut end = grain.next(start);
-            while end <= now {
-                self.close(grain, start, end, grain.closes_scores(), delta, &mut scores);
-                start = end;
-                end = grain.next(start);
+            let end = grain.next(start);
+            delta.level_clear.push((grain, end, None));
+            if !fill_gap || end > now {
+                continue;
+            }
+            self.close(grain, start, end, delta, &mut scores);
+            let target = grain.bucket(now);
+            for bucket in self.expiry_buckets(grain, end, target) {
+                self.close(grain, bucket, grain.next(bucket), delta, &mut scores);
             }
         }
     }
@@ -158,7 +212,7 @@ impl ProjectState {
     pub fn open_buckets(&self, now: DateTime<Utc>, delta: &mut Delta) {
         let mut scores = HashMap::new();
         for grain in Grain::ALL {
-            self.close(grain, grain.bucket(now), now, true, delta, &mut scores);
+            self.close(grain, grain.bucket(now), now, delta, &mut scores);
         }
     }
 
@@ -167,7 +221,6 @@ impl ProjectState {
         grain: Grain,
         start: DateTime<Utc>,
         end: DateTime<Utc>,
-        with_scores: bool,
         delta: &mut Delta,
         cache: &mut HashMap<DateTime<Utc>, Scores>,
     ) {
@@ -198,7 +251,7 @@ impl ProjectState {
             );
         }
 
-        if with_scores {
+        {
             let scores = self.scores_at(end, cache);
             for (metric, value) in [
                 (keys::DPI, scores.dpi),

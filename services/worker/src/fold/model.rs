@@ -14,6 +14,11 @@ pub use flowmeter_shared::read_model::{
 
 use super::state::ProjectState;
 
+pub use flowmeter_shared::read_model::LEVEL_METRICS;
+
+/// Breakdown metrics whose daily points are levels.
+pub const BREAKDOWN_LEVEL_METRICS: [&str; 2] = [keys::WIP, keys::BLOCKED];
+
 /// Drill-down rows by (metric, task).
 pub type DrilldownRows = BTreeMap<(String, String), DrilldownRow>;
 
@@ -72,6 +77,20 @@ pub struct Delta {
     pub summary: Option<SummaryRow>,
     /// The last seq this delta covers.
     pub last_seq: Option<i64>,
+    /// Level points (and WIP/blocked breakdown levels) to delete before `trend_set` is
+    /// written: per grain, buckets from the first instant (inclusive) to the second
+    /// (exclusive; `None`: no end). Event time passing a stretch with no change deletes what
+    /// snapshots wrote there; a late event deletes from its time on, and the re-fold writes
+    /// those buckets again.
+    pub level_clear: Vec<(Grain, DateTime<Utc>, Option<DateTime<Utc>>)>,
+    /// A late event re-folded entities: rows may exist for any of them.
+    pub rewound: bool,
+    /// The count contribution of every task this delta touched, as it was before
+    /// (`None`: the task did not exist).
+    pub contributions_before:
+        std::collections::HashMap<String, Option<super::contrib::Contribution>>,
+    /// Tasks whose attempts changed: their attempt counts are recounted.
+    pub attempt_tasks: BTreeSet<String>,
 }
 
 impl Delta {
@@ -96,9 +115,17 @@ impl Delta {
         entry.sample_size += samples;
     }
 
-    /// Counts a data-quality issue.
-    pub fn data_quality(&mut self, issue: &str) {
-        *self.data_quality.entry(issue.to_owned()).or_default() += 1;
+    /// Adds `n` (may be negative) to a data-quality issue's count.
+    pub fn data_quality_by(&mut self, issue: &str, n: i64) {
+        *self.data_quality.entry(issue.to_owned()).or_default() += n;
+    }
+
+    /// Notes a task's count contribution before its first change in this delta.
+    pub fn note_task(&mut self, id: &str, task: Option<&TaskFacts>) {
+        if !self.contributions_before.contains_key(id) {
+            self.contributions_before
+                .insert(id.to_owned(), task.map(super::contrib::Contribution::of));
+        }
     }
 }
 
@@ -163,7 +190,11 @@ impl ReadModel {
             *self.transitions.entry(state_name.clone()).or_default() += n;
         }
         for (issue, n) in &delta.data_quality {
-            *self.data_quality.entry(issue.clone()).or_default() += n;
+            let count = self.data_quality.entry(issue.clone()).or_default();
+            *count += n;
+            if *count == 0 {
+                self.data_quality.remove(issue);
+            }
         }
         for (key, add) in &delta.trend_add {
             let entry = self.trend.entry(key.clone()).or_insert(TrendValue {
@@ -173,6 +204,23 @@ impl ReadModel {
             });
             entry.value = Some(entry.value.unwrap_or(0.0) + add.value.unwrap_or(0.0));
             entry.sample_size += add.sample_size;
+            if entry.sample_size == 0 {
+                self.trend.remove(key);
+            }
+        }
+        for (grain, from, to) in &delta.level_clear {
+            let cleared = |grain_of: Grain, bucket: DateTime<Utc>| {
+                grain_of == *grain && bucket >= *from && to.is_none_or(|to| bucket < to)
+            };
+            self.trend.retain(|key, _| {
+                !(LEVEL_METRICS.contains(&key.metric.as_str()) && cleared(key.grain, key.bucket))
+            });
+            if *grain == Grain::Day {
+                self.breakdown.retain(|key, _| {
+                    !(BREAKDOWN_LEVEL_METRICS.contains(&key.metric.as_str())
+                        && cleared(Grain::Day, Grain::Day.bucket_of_day(key.day)))
+                });
+            }
         }
         for (metric, grain, bucket) in &delta.trend_replace_dims {
             self.trend.retain(|key, _| {
@@ -192,6 +240,9 @@ impl ReadModel {
             });
             entry.value += add.value;
             entry.sample_size += add.sample_size;
+            if entry.sample_size == 0 {
+                self.breakdown.remove(key);
+            }
         }
         for (metric, day) in &delta.breakdown_replace {
             self.breakdown
@@ -223,7 +274,23 @@ impl ReadModel {
     /// Drops trend and breakdown points older than the retention cut-off, as the batch
     /// run does in the database.
     pub fn apply_retention(&mut self, cutoff: DateTime<Utc>) {
-        self.trend.retain(|key, _| key.bucket >= cutoff);
+        // A level series keeps its latest point before the cut-off: readers carry it
+        // forward into the retained range.
+        let mut kept: BTreeMap<(String, Grain, Option<Dims>), DateTime<Utc>> = BTreeMap::new();
+        for key in self.trend.keys() {
+            if key.bucket < cutoff && LEVEL_METRICS.contains(&key.metric.as_str()) {
+                let latest = kept
+                    .entry((key.metric.clone(), key.grain, key.dims.clone()))
+                    .or_insert(key.bucket);
+                *latest = (*latest).max(key.bucket);
+            }
+        }
+        self.trend.retain(|key, _| {
+            key.bucket >= cutoff
+                || kept
+                    .get(&(key.metric.clone(), key.grain, key.dims.clone()))
+                    .is_some_and(|latest| *latest == key.bucket)
+        });
         let day = cutoff.date_naive();
         self.breakdown.retain(|key, _| key.day >= day);
         let tasks = &self.tasks;

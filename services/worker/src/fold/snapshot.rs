@@ -11,6 +11,21 @@ use super::model::{keys, Delta, SummaryRow, TrendKey};
 use super::state::ProjectState;
 use flowmeter_shared::read_model::Grain;
 
+impl ProjectState {
+    /// The instant at or before which a snapshot at `now` needs the latest stored DPI day
+    /// point: the reference bucket, unless the snapshot deletes the points from before it
+    /// (those ahead of event time), in which case only older stored points count.
+    pub fn dpi_lookup(&self, now: DateTime<Utc>) -> DateTime<Utc> {
+        let reference = dpi_reference_bucket(now);
+        match self.cursors.open.get(&Grain::Day) {
+            Some(open) if Grain::Day.next(*open) <= reference => {
+                Grain::Day.next(*open) - Duration::microseconds(1)
+            }
+            _ => reference,
+        }
+    }
+}
+
 /// The day bucket whose DPI is "the value 7 days earlier" for a snapshot at `now`: the
 /// latest day that ended at or before `now − 7 d`.
 pub fn dpi_reference_bucket(now: DateTime<Utc>) -> DateTime<Utc> {
@@ -19,8 +34,9 @@ pub fn dpi_reference_bucket(now: DateTime<Utc>) -> DateTime<Utc> {
 
 impl ProjectState {
     /// Computes the snapshot as of `now`, including the drill-down rows of the tasks changed
-    /// since the previous snapshot (which it marks as written). `stored_dpi` looks up a stored day point of DPI
-    /// (outer `None`: no such point); points this snapshot itself writes take precedence.
+    /// since the previous snapshot (which it marks as written). `stored` is the latest stored
+    /// DPI day point at or before [`ProjectState::dpi_lookup`] (bucket and value); points this
+    /// snapshot itself writes take precedence.
     ///
     /// `fill_gap` writes the buckets between event time and `now` too. A snapshot taken
     /// while the project is still catching up skips them: the events still to come close
@@ -30,23 +46,37 @@ impl ProjectState {
         now: DateTime<Utc>,
         as_of_seq: i64,
         fill_gap: bool,
-        stored_dpi: impl Fn(DateTime<Utc>) -> Option<Option<f64>>,
+        stored: Option<(DateTime<Utc>, Option<f64>)>,
     ) -> Delta {
         let mut delta = Delta::default();
-        if fill_gap {
-            self.close_until(now, &mut delta);
-        }
+        self.close_until(now, fill_gap, &mut delta);
 
+        // DPI as of the reference day's end: the latest day point at or before it (points
+        // are change points, carried forward). This snapshot's own points win over the
+        // stored one, looked up by the caller at `dpi_lookup(now)`.
         let reference = dpi_reference_bucket(now);
-        let key = TrendKey {
-            metric: keys::DPI.to_owned(),
-            grain: Grain::Day,
-            bucket: reference,
-            dims: None,
-        };
-        let dpi_7d_ago = match delta.trend_set.get(&key) {
-            Some(point) => point.value,
-            None => stored_dpi(reference).flatten(),
+        let own = delta
+            .trend_set
+            .range(
+                TrendKey {
+                    metric: keys::DPI.to_owned(),
+                    grain: Grain::Day,
+                    bucket: DateTime::<Utc>::MIN_UTC,
+                    dims: None,
+                }..=TrendKey {
+                    metric: keys::DPI.to_owned(),
+                    grain: Grain::Day,
+                    bucket: reference,
+                    dims: None,
+                },
+            )
+            .filter(|(key, _)| key.dims.is_none())
+            .map(|(key, point)| (key.bucket, point.value))
+            .next_back();
+        let dpi_7d_ago = match (own, stored) {
+            (Some(own), Some(stored)) if stored.0 > own.0 => stored.1,
+            (Some(own), _) => own.1,
+            (None, stored) => stored.and_then(|(_, value)| value),
         };
 
         let summary = compute_summary(&self.facts, now, dpi_7d_ago);

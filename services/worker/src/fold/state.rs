@@ -55,6 +55,25 @@ pub struct IntegratedSample {
 pub struct Cursors {
     /// The open (not yet closed) bucket per grain.
     pub open: BTreeMap<Grain, DateTime<Utc>>,
+    /// The event-time horizon: the latest `occurred_at` folded. An event older than it is
+    /// late and makes the fold revise history from its time on.
+    #[serde(default)]
+    pub horizon: Option<DateTime<Utc>>,
+}
+
+/// How long a fact counts in the trailing windows of the level metrics (SPEC §4): 30 days
+/// for the duration percentiles, CTS, BRR, FES and IRS, 90 days for schedule reliability.
+/// A level value can change only at an event or when a fact leaves one of these windows.
+pub const EXPIRY_WINDOWS_DAYS: [i64; 2] = [30, 90];
+
+/// The hours in which a task's facts lie that leave trailing windows later: integration,
+/// terminal time, and the ends of blocked stays.
+fn task_fact_hours(task: &TaskFacts) -> impl Iterator<Item = DateTime<Utc>> + '_ {
+    task.integrated_at
+        .into_iter()
+        .chain(task.terminal_at)
+        .chain(task.blocked_episodes.iter().filter_map(|e| e.ended_at))
+        .map(|at| Grain::Hour.bucket(at))
 }
 
 /// A project's fold state.
@@ -86,6 +105,10 @@ pub struct ProjectState {
     /// Which entities already have rows, so rows that cannot exist yet are written with a
     /// plain insert instead of an upsert (half the cost per row in PostgreSQL).
     pub stored: Stored,
+    /// Hours holding facts that leave a trailing window later (a multiset: fact count per
+    /// hour), so a stretch of event time without events closes only the buckets in which
+    /// a value can change, never every empty bucket in between.
+    pub fact_hours: BTreeMap<DateTime<Utc>, u32>,
 }
 
 /// Which of a project's entities already have rows in the database. Tasks, gates and
@@ -110,6 +133,10 @@ pub struct Stored {
     pub integrated_since_drilldown: HashSet<String>,
     /// Which trend buckets have points.
     pub trend: TrendWritten,
+    /// A late event re-folded entities since drill-down rows were last written: an entity
+    /// taken out and folded again may be appended anew although its rows exist, so the next
+    /// drill-down write upserts everything.
+    pub rewound_since_drilldown: bool,
 }
 
 /// Which trend buckets have points, per metric and grain: every bucket up to the latest one
@@ -248,6 +275,7 @@ impl ProjectState {
             integrated: BTreeMap::new(),
             drilldown_pending: BTreeSet::new(),
             stored: Stored::default(),
+            fact_hours: BTreeMap::new(),
         };
         state.stored.tasks = state.facts.tasks.len();
         state.stored.gates = state.facts.gates.len();
@@ -270,12 +298,22 @@ impl ProjectState {
         for i in 0..state.facts.tasks.len() {
             state.index_task(i, 1);
         }
+        for i in 0..state.facts.attempts.len() {
+            state.index_attempt(i, 1);
+        }
         state
     }
 
     /// Moves the tasks, gates and attempts of `delta` that have no row yet into its
     /// `fresh_*` sets, and records that all of them will have one once it is written.
     pub fn mark_fresh_projections(&mut self, delta: &mut Delta) {
+        if delta.rewound {
+            // Entities taken out and folded again were appended anew: any may have a row.
+            self.stored.tasks = self.facts.tasks.len();
+            self.stored.gates = self.facts.gates.len();
+            self.stored.attempts = self.facts.attempts.len();
+            return;
+        }
         let fresh = |index: &HashMap<String, usize>, stored: usize, ids: &BTreeSet<String>| {
             ids.iter()
                 .filter(|id| index.get(id.as_str()).is_some_and(|&i| i >= stored))
@@ -306,7 +344,8 @@ impl ProjectState {
     /// previous snapshot): which tasks have none yet, and which have no integration rows
     /// yet; then records that all of them will exist once `delta` is written.
     pub fn mark_fresh_drilldown(&mut self, delta: &mut Delta) {
-        for id in &delta.drilldown_tasks {
+        let rewound = std::mem::take(&mut self.stored.rewound_since_drilldown);
+        for id in delta.drilldown_tasks.iter().filter(|_| !rewound) {
             match self.task_index.get(id.as_str()) {
                 Some(&i) if i >= self.stored.drilldown_tasks => {
                     delta.drilldown_fresh.insert(id.clone());
@@ -357,9 +396,36 @@ impl ProjectState {
         self.state_counts[TaskState::Blocked.index()]
     }
 
+    /// Adds (`sign` = 1) or removes (−1) hours of facts that leave trailing windows.
+    fn index_fact_hours(
+        fact_hours: &mut BTreeMap<DateTime<Utc>, u32>,
+        hours: impl Iterator<Item = DateTime<Utc>>,
+        sign: i64,
+    ) {
+        for hour in hours {
+            if sign > 0 {
+                *fact_hours.entry(hour).or_default() += 1;
+            } else if let Some(n) = fact_hours.get_mut(&hour) {
+                *n -= 1;
+                if *n == 0 {
+                    fact_hours.remove(&hour);
+                }
+            }
+        }
+    }
+
+    /// Adds (`sign` = 1) or removes (−1) an attempt's contribution to the derived caches.
+    fn index_attempt(&mut self, i: usize, sign: i64) {
+        let hours = self.facts.attempts[i]
+            .finished_at
+            .map(|at| Grain::Hour.bucket(at));
+        Self::index_fact_hours(&mut self.fact_hours, hours.into_iter(), sign);
+    }
+
     /// Adds (`sign` = 1) or removes (−1) a task's contribution to the derived caches.
     fn index_task(&mut self, i: usize, sign: i64) {
         let task = &self.facts.tasks[i];
+        Self::index_fact_hours(&mut self.fact_hours, task_fact_hours(task), sign);
         self.state_counts[task.state.index()] += sign;
         if task.state.is_wip() {
             // Look up before inserting: a key is only built (allocated) for a new entry.
@@ -454,10 +520,23 @@ impl ProjectState {
         &mut self.facts.gates[i]
     }
 
-    /// The attempt with this id, created empty for `task_id` when unknown.
-    pub fn attempt_mut(&mut self, id: &str, task_id: &str) -> (&mut AttemptFacts, bool) {
-        let (i, created) = match self.attempt_index.get(id) {
-            Some(&i) => (i, false),
+    /// Changes the attempt with this id (created empty for `task_id` when unknown), keeping
+    /// the derived caches consistent.
+    pub fn update_attempt(
+        &mut self,
+        id: &str,
+        task_id: &str,
+        change: impl FnOnce(&mut AttemptFacts),
+    ) {
+        let i = self.attempt_position(id, task_id);
+        self.index_attempt(i, -1);
+        change(&mut self.facts.attempts[i]);
+        self.index_attempt(i, 1);
+    }
+
+    fn attempt_position(&mut self, id: &str, task_id: &str) -> usize {
+        match self.attempt_index.get(id) {
+            Some(&i) => i,
             None => {
                 self.facts.attempts.push(AttemptFacts {
                     attempt_id: id.to_owned(),
@@ -467,12 +546,104 @@ impl ProjectState {
                     finished_at: None,
                     result: None,
                 });
-                self.attempt_index
-                    .insert(id.to_owned(), self.facts.attempts.len() - 1);
-                (self.facts.attempts.len() - 1, true)
+                let i = self.facts.attempts.len() - 1;
+                self.attempt_index.insert(id.to_owned(), i);
+                self.index_attempt(i, 1);
+                i
             }
+        }
+    }
+
+    /// Takes a task out of the state (a late event re-folds it); false when unknown.
+    pub fn remove_task(&mut self, id: &str) -> bool {
+        let Some(&i) = self.task_index.get(id) else {
+            return false;
         };
-        (&mut self.facts.attempts[i], created)
+        self.index_task(i, -1);
+        self.task_index.remove(id);
+        self.facts.tasks.swap_remove(i);
+        if let Some(moved) = self.facts.tasks.get(i) {
+            self.task_index.insert(moved.task_id.clone(), i);
+        }
+        true
+    }
+
+    /// Takes a gate out of the state; false when unknown.
+    pub fn remove_gate(&mut self, id: &str) -> bool {
+        let Some(i) = self.gate_index.remove(id) else {
+            return false;
+        };
+        self.facts.gates.swap_remove(i);
+        if let Some(moved) = self.facts.gates.get(i) {
+            self.gate_index.insert(moved.gate_id.clone(), i);
+        }
+        true
+    }
+
+    /// Takes an attempt out of the state; false when unknown.
+    pub fn remove_attempt(&mut self, id: &str) -> bool {
+        let Some(&i) = self.attempt_index.get(id) else {
+            return false;
+        };
+        self.index_attempt(i, -1);
+        self.attempt_index.remove(id);
+        self.facts.attempts.swap_remove(i);
+        if let Some(moved) = self.facts.attempts.get(i) {
+            self.attempt_index.insert(moved.attempt_id.clone(), i);
+        }
+        true
+    }
+
+    /// Takes a milestone out of the state; false when unknown.
+    pub fn remove_milestone(&mut self, id: &str) -> bool {
+        let Some(i) = self.milestone_index.remove(id) else {
+            return false;
+        };
+        self.facts.milestones.swap_remove(i);
+        if let Some(moved) = self.facts.milestones.get(i) {
+            self.milestone_index.insert(moved.milestone_id.clone(), i);
+        }
+        true
+    }
+
+    /// Recounts the integration attempts and failures of `task_ids` from the attempts (a
+    /// failure is a finished attempt whose result is not a success).
+    pub fn recount_attempts(&mut self, task_ids: &BTreeSet<String>, delta: &mut Delta) {
+        if task_ids.is_empty() {
+            return;
+        }
+        let mut counts: HashMap<&str, (u32, u32)> = HashMap::new();
+        for attempt in &self.facts.attempts {
+            if task_ids.contains(&attempt.task_id) {
+                let entry = counts.entry(attempt.task_id.as_str()).or_default();
+                entry.0 += 1;
+                if attempt.result.is_some_and(|r| r.is_failure()) {
+                    entry.1 += 1;
+                }
+            }
+        }
+        let counts: Vec<(String, (u32, u32))> = task_ids
+            .iter()
+            .map(|id| {
+                (
+                    id.clone(),
+                    counts.get(id.as_str()).copied().unwrap_or_default(),
+                )
+            })
+            .collect();
+        for (id, (attempts, failures)) in counts {
+            let unchanged = self.task(&id).is_none_or(|t| {
+                t.integration_attempts == attempts && t.integration_failures == failures
+            });
+            if unchanged {
+                continue;
+            }
+            self.update_task(&id, |task| {
+                task.integration_attempts = attempts;
+                task.integration_failures = failures;
+            });
+            delta.tasks.insert(id);
+        }
     }
 
     /// The milestone with this id, created at `at` when unknown.

@@ -39,12 +39,12 @@ fn fold_one_demo_project() {
     let started = Instant::now();
     let mut deltas = 0;
     for chunk in events.chunks(10_000) {
-        let delta = state.fold_batch(chunk);
+        let delta = state.fold_batch(chunk, None);
         deltas += delta.trend_set.len() + delta.trend_add.len() + delta.tasks.len();
     }
     let fold = started.elapsed();
     let started = Instant::now();
-    let snapshot = state.snapshot(end, events.len() as i64, true, |_| None);
+    let snapshot = state.snapshot(end, events.len() as i64, true, None);
     let snap = started.elapsed();
     println!(
         "{} events: fold {:?} ({:.0} events/s, {deltas} delta rows), snapshot {:?} ({} trend rows)",

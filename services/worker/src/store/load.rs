@@ -14,7 +14,7 @@ use futures_util::TryStreamExt;
 use uuid::Uuid;
 
 use crate::fold::state::{Cursors, TrendWritten};
-use crate::fold::{LoggedEvent, ProjectState, ReadModel};
+use crate::fold::{LateInput, LoggedEvent, ProjectState, ReadModel};
 
 /// Up to `limit` events after `after_seq`, in seq order. Rows are converted as they arrive,
 /// so a batch is never held twice (as rows and as events).
@@ -45,6 +45,103 @@ pub async fn read_events(
         });
     }
     Ok(events)
+}
+
+/// Streams events of `sql` (selecting seq, event_id, entity_id, event_type, payload::text,
+/// occurred_at) into memory.
+async fn collect_events(
+    client: &impl GenericClient,
+    sql: &str,
+    params: &[&(dyn tokio_postgres::types::ToSql + Sync)],
+) -> anyhow::Result<Vec<LoggedEvent>> {
+    let stmt = client.prepare_cached(sql).await?;
+    let rows = client.query_raw(&stmt, params.iter().copied()).await?;
+    futures_util::pin_mut!(rows);
+    let mut events = Vec::new();
+    while let Some(r) = rows.try_next().await? {
+        events.push(LoggedEvent {
+            seq: r.get(0),
+            event_id: r.get(1),
+            entity_id: r.get(2),
+            event_type: r.get(3),
+            payload: r.get::<_, String>(4).into_boxed_str(),
+            occurred_at: r.get(5),
+        });
+    }
+    Ok(events)
+}
+
+/// Up to `limit` events with seq ≤ `upto_seq` after `after` in canonical order
+/// `(occurred_at, seq)` (from the start when `None`): a replay in event time.
+pub async fn read_events_canonical(
+    client: &impl GenericClient,
+    project_id: Uuid,
+    upto_seq: i64,
+    after: Option<(DateTime<Utc>, i64)>,
+    limit: i64,
+) -> anyhow::Result<Vec<LoggedEvent>> {
+    match after {
+        Some((at, seq)) => {
+            collect_events(
+                client,
+                "SELECT seq, event_id, entity_id, event_type, payload::text, occurred_at
+                   FROM event_log
+                  WHERE project_id = $1 AND seq <= $2 AND (occurred_at, seq) > ($3, $4)
+                  ORDER BY occurred_at, seq LIMIT $5",
+                &[&project_id, &upto_seq, &at, &seq, &limit],
+            )
+            .await
+        }
+        None => {
+            collect_events(
+                client,
+                "SELECT seq, event_id, entity_id, event_type, payload::text, occurred_at
+                   FROM event_log WHERE project_id = $1 AND seq <= $2
+                  ORDER BY occurred_at, seq LIMIT $3",
+                &[&project_id, &upto_seq, &limit],
+            )
+            .await
+        }
+    }
+}
+
+/// What a late batch with earliest time `from` needs from the events folded so far (seq ≤
+/// `upto_seq`): those at or after `from`, and the earlier events of the entities they touch.
+pub async fn late_input(
+    client: &impl GenericClient,
+    project_id: Uuid,
+    upto_seq: i64,
+    from: DateTime<Utc>,
+) -> anyhow::Result<LateInput> {
+    let suffix = collect_events(
+        client,
+        "SELECT seq, event_id, entity_id, event_type, payload::text, occurred_at
+           FROM event_log WHERE project_id = $1 AND seq <= $2 AND occurred_at >= $3
+          ORDER BY occurred_at, seq",
+        &[&project_id, &upto_seq, &from],
+    )
+    .await?;
+    let mut entities: Vec<&str> = suffix.iter().map(|e| e.entity_id.as_str()).collect();
+    entities.sort_unstable();
+    entities.dedup();
+    let prefix = if entities.is_empty() {
+        Vec::new()
+    } else {
+        collect_events(
+            client,
+            "SELECT seq, event_id, entity_id, event_type, payload::text, occurred_at
+               FROM event_log WHERE project_id = $1 AND entity_id = ANY($4) AND occurred_at < $3
+                AND seq <= $2
+              ORDER BY occurred_at, seq",
+            &[&project_id, &upto_seq, &from, &entities],
+        )
+        .await?
+    };
+    Ok(LateInput {
+        from,
+        prefix,
+        suffix,
+    })
 }
 
 fn parse_enum<T: std::str::FromStr>(text: Option<String>) -> anyhow::Result<Option<T>>

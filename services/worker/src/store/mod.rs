@@ -5,7 +5,9 @@
 mod load;
 mod write;
 
-pub use load::{latest_summary, load_model, load_state, read_events};
+pub use load::{
+    late_input, latest_summary, load_model, load_state, read_events, read_events_canonical,
+};
 pub use write::write_delta;
 
 /// The canonical JSON text stored in `dimensions` (part of the key) for a dimensioned or

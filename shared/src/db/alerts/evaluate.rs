@@ -242,8 +242,9 @@ fn trend_key(metric: &str) -> &'static str {
 }
 
 /// Daily values of the `window_days` days before the current day, per anomaly metric.
-/// Score days without a point are left out; throughput days without a point count 0 from
-/// the project's first day with any daily count point on.
+/// Score days without a point carry the latest value before them (scores are stored as
+/// change points); throughput days without a point count 0 from the project's first day
+/// with any daily count point on.
 async fn anomaly_baselines(
     client: &impl GenericClient,
     rules: &AlertRules,
@@ -261,8 +262,14 @@ async fn anomaly_baselines(
         )
         .await?;
     let mut points: HashMap<String, HashMap<DateTime<Utc>, f64>> = HashMap::new();
+    // Every stored day, null values included (a null point ends the value carried before it).
+    let mut stored_days: HashMap<String, HashMap<DateTime<Utc>, Option<f64>>> = HashMap::new();
     for row in &rows {
         let value: Option<f64> = row.get(2);
+        stored_days
+            .entry(row.get(0))
+            .or_default()
+            .insert(row.get(1), value);
         if let Some(value) = value {
             points
                 .entry(row.get(0))
@@ -293,9 +300,32 @@ async fn anomaly_baselines(
             }
             values
         } else {
-            let mut days: Vec<(DateTime<Utc>, f64)> = series.into_iter().collect();
-            days.sort_by_key(|(d, _)| *d);
-            days.into_iter().map(|(_, v)| v).collect()
+            // Scores are stored as change points: a day without a point has the value of the
+            // latest point before it (from before the window too); days before the first
+            // value and days whose value is null are left out.
+            let before: Option<Option<f64>> = client
+                .query_opt(
+                    "SELECT value_numeric FROM metrics_trend_point
+                      WHERE project_id = $1 AND metric_key = $2 AND time_grain = 'day'
+                        AND dimensions = '{}' AND time_bucket < $3
+                      ORDER BY time_bucket DESC LIMIT 1",
+                    &[&inputs.project_id, &key, &from],
+                )
+                .await?
+                .map(|row| row.get(0));
+            let mut carried = before.flatten();
+            let mut values = Vec::new();
+            let mut day = from;
+            while day < today {
+                if let Some(value) = stored_days.get(key).and_then(|days| days.get(&day)) {
+                    carried = *value;
+                }
+                if let Some(value) = carried {
+                    values.push(value);
+                }
+                day += Duration::days(1);
+            }
+            values
         };
         baselines.insert(metric.clone(), values);
     }

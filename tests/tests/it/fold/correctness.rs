@@ -282,13 +282,14 @@ async fn a_poison_event_is_quarantined_the_cursor_moves_on_and_retry_reapplies_i
 }
 
 #[tokio::test]
-async fn out_of_order_facts_infer_tasks_clamp_negative_durations_and_count_data_quality() {
+async fn out_of_order_facts_are_placed_in_the_task_history_by_time_and_counted_as_findings() {
     let app = TestApp::spawn().await;
     let mut b = EventBuilder::new();
     app.ingest(&[
         // A transition for a task never created: inferred, created at the transition's time.
         b.transition("ghost", "in_progress", t("2026-03-10T10:00:00Z")),
-        // from_state disagrees with the projection (in_progress): to_state wins.
+        // from_state disagrees with the state the task has at that time (integrated, from
+        // the next event, which is older): to_state wins.
         b.event(
             "task",
             "ghost",
@@ -296,7 +297,8 @@ async fn out_of_order_facts_infer_tasks_clamp_negative_durations_and_count_data_
             t("2026-03-10T12:00:00Z"),
             json!({"to_state": "implemented", "from_state": "ready"}),
         ),
-        // An event older than the stay it ends: the duration is clamped to 0.
+        // Older than the stay before it in arrival order: placed in the history by its time,
+        // so no stay is negative and the newer state stays current.
         b.transition("ghost", "integrated", t("2026-03-10T11:00:00Z")),
     ])
     .await;
@@ -310,18 +312,14 @@ async fn out_of_order_facts_infer_tasks_clamp_negative_durations_and_count_data_
         .await
         .unwrap();
     assert!(task.get::<_, bool>(0));
-    assert_eq!(task.get::<_, String>(1), "integrated");
+    assert_eq!(task.get::<_, String>(1), "implemented");
     assert_eq!(
         task.get::<_, chrono::DateTime<chrono::Utc>>(2),
         t("2026-03-10T10:00:00Z")
     );
     let times: Vec<f64> = task.get(3);
-    assert_eq!(times[TaskState::InProgress.index()], 7200.0);
-    assert_eq!(
-        times[TaskState::Implemented.index()],
-        0.0,
-        "the negative stay counts as zero, never below"
-    );
+    assert_eq!(times[TaskState::InProgress.index()], 3600.0);
+    assert_eq!(times[TaskState::Integrated.index()], 3600.0);
     let issues: Vec<(String, i64)> = client
         .query(
             "SELECT issue, count FROM metrics_data_quality_counter WHERE project_id = $1 ORDER BY issue",
@@ -337,7 +335,6 @@ async fn out_of_order_facts_infer_tasks_clamp_negative_durations_and_count_data_
         vec![
             ("from_state_mismatch".to_owned(), 1),
             ("inferred_task".to_owned(), 1),
-            ("negative_duration".to_owned(), 1)
         ]
     );
     assert_verified(&app.db.url, b.project_id);

@@ -3,6 +3,7 @@
 mod correctness;
 mod daemon;
 mod operations;
+mod time_model;
 
 use std::time::{Duration, Instant};
 

@@ -178,11 +178,35 @@ async fn batch_runs_apply_retention_and_verify_still_passes() {
         "near-real-time runs keep everything"
     );
     worker_json(&url, &["once", "--project", &p, "--mode", "batch"], &keep);
-    let after = oldest_trend_point(&client, project).await;
+    let cutoff = t("2026-02-18T12:00:00Z");
+    // Counts before the cut-off are gone; each level series keeps only its latest point
+    // before it, the value readers carry into the retained range.
+    let old: Vec<(String, i64, i64)> = client
+        .query(
+            "SELECT metric_key, count(*), count(DISTINCT (time_grain, dimensions))
+               FROM metrics_trend_point WHERE project_id = $1 AND time_bucket < $2
+              GROUP BY metric_key ORDER BY 1",
+            &[&project, &cutoff],
+        )
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| (r.get(0), r.get(1), r.get(2)))
+        .collect();
     assert!(
-        after >= t("2026-02-18T12:00:00Z"),
-        "points before now − 30 d are gone: {after}"
+        !old.is_empty(),
+        "the level series keep a point before the cut-off"
     );
+    for (metric, points, series) in &old {
+        assert!(
+            flowmeter_shared::read_model::LEVEL_METRICS.contains(&metric.as_str()),
+            "{metric} points before the cut-off remain"
+        );
+        assert_eq!(
+            points, series,
+            "{metric}: one point per series before the cut-off"
+        );
+    }
     // verify compares what the same retention keeps.
     let out = worker(&url, &["verify", "--project", &p], &keep);
     assert!(

@@ -36,15 +36,16 @@ async fn trends_serve_event_time_points_for_totals_and_dimensions() {
             )
         })
         .collect();
-    assert_eq!(
-        points,
-        vec![
-            ("2026-03-04T00:00:00Z".to_owned(), 1.0),
-            ("2026-03-06T00:00:00Z".to_owned(), 1.0),
-            ("2026-03-10T00:00:00Z".to_owned(), 1.0)
-        ]
-    );
-    assert_eq!(body["data"][0]["metadata"]["sample_size"], 1);
+    // Every day of the range, 0 where nothing was integrated.
+    let expected: Vec<(String, f64)> = (1..=13)
+        .map(|day| {
+            let value = if [4, 6, 10].contains(&day) { 1.0 } else { 0.0 };
+            (format!("2026-03-{day:02}T00:00:00Z"), value)
+        })
+        .collect();
+    assert_eq!(points, expected);
+    assert_eq!(body["data"][3]["metadata"]["sample_size"], 1);
+    assert_eq!(body["data"][0]["metadata"]["sample_size"], 0);
 
     // Arrivals on 2 March, by assignee: t1 (ana) and t2 (bo).
     let body: Value = trends(&app, &format!("project_id={project}&metric=arrivals&start_date=2026-03-02&end_date=2026-03-02&dimensions=assignee"))

@@ -175,7 +175,14 @@ async fn objects_of_a_later_metrics_migration_are_found_by_name_and_dropped() {
         .iter()
         .map(|r| r.get(0))
         .collect();
-    assert_eq!(versions, ["0001_event_log", "0002_api_key"]);
+    assert_eq!(
+        versions,
+        [
+            "0001_event_log",
+            "0002_api_key",
+            "0010_event_log_time_order"
+        ]
+    );
 }
 
 #[tokio::test]

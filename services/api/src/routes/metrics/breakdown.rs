@@ -297,7 +297,9 @@ pub async fn get_breakdown(
     Ok(cached_json(&req, &state, &identity, &body))
 }
 
-/// WIP or blocked per group at the end of the previous range (the last daily point in it).
+/// WIP or blocked per group at the end of the previous range: the groups of the latest day
+/// point at or before its last day. Level points are change points, and a day with a point
+/// holds every group that is not 0, so groups absent there are 0.
 async fn level_at_range_ends(
     client: &impl deadpool_postgres::GenericClient,
     project: uuid::Uuid,
@@ -306,21 +308,17 @@ async fn level_at_range_ends(
     now: DateTime<Utc>,
     length: Duration,
 ) -> Result<BTreeMap<Option<String>, f64>, ApiError> {
-    let to = (now - length)
-        .date_naive()
-        .succ_opt()
-        .unwrap_or((now - length).date_naive());
-    let from = (now - length - length).date_naive();
-    let points = read_model::breakdown_points(client, project, metric, dimension, from, to).await?;
-    let mut last: BTreeMap<Option<String>, (chrono::NaiveDate, f64)> = BTreeMap::new();
-    for (value, day, number, _) in points {
-        let key = (!value.is_empty()).then_some(value);
-        let entry = last.entry(key).or_insert((day, number));
-        if day >= entry.0 {
-            *entry = (day, number);
-        }
-    }
-    Ok(last.into_iter().map(|(k, (_, v))| (k, v)).collect())
+    let last_day = (now - length).date_naive();
+    let Some(day) = read_model::latest_level_day(client, project, metric, last_day).await? else {
+        return Ok(BTreeMap::new());
+    };
+    let next = day.succ_opt().unwrap_or(day);
+    let points =
+        read_model::breakdown_points(client, project, metric, dimension, day, next).await?;
+    Ok(points
+        .into_iter()
+        .map(|(value, _, number, _)| ((!value.is_empty()).then_some(value), number))
+        .collect())
 }
 
 #[cfg(test)]

@@ -1,20 +1,21 @@
 //! `GET /v1/metrics/trends`: a metric's points over a date range at a granularity, for the
 //! project total or grouped by dimensions (additive metrics only).
 
-use std::collections::BTreeMap;
 use std::sync::LazyLock;
 
 use actix_web::{web, HttpRequest, HttpResponse};
 use chrono::{Duration, SecondsFormat};
 use flowmeter_shared::db::{events, read_model};
-use flowmeter_shared::read_model::{Grain, ADDITIVE_METRICS, TREND_DIMENSIONS, TREND_METRICS};
+use flowmeter_shared::read_model::{
+    Grain, ADDITIVE_METRICS, LEVEL_METRICS, TREND_DIMENSIONS, TREND_METRICS,
+};
 use serde::Serialize;
-use serde_json::{json, Map, Value};
+use serde_json::{json, Value};
 use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
 use super::params::query_names;
-use super::{cached_json, metrics_request, one_of, Freshness};
+use super::{cached_json, metrics_request, one_of, series, Freshness};
 use crate::auth::Principal;
 use crate::error::{ApiError, ErrorBody};
 use crate::openapi::{Granularity, TrendDimensions, TrendMetric};
@@ -205,53 +206,88 @@ pub async fn get_trends(
 
     let client = state.read_pool.get().await?;
     let from = grain.bucket(start);
+    let level = LEVEL_METRICS.contains(&metric);
+    let grouped = !dimensions.is_empty();
+    let grain_name = grain.as_str();
     let rows = read_model::trend_points(
         &client,
         request.project_id,
         metric,
-        grain.as_str(),
+        grain_name,
         from,
         end,
-        !dimensions.is_empty(),
+        grouped,
     )
     .await?;
+    // Levels need the totals too when grouped (they say which buckets are closed), and the
+    // value carried into the range.
+    let (totals, (baseline, baseline_tuples)) = if level {
+        let totals = if grouped {
+            read_model::trend_points(
+                &client,
+                request.project_id,
+                metric,
+                grain_name,
+                from,
+                end,
+                false,
+            )
+            .await?
+        } else {
+            Vec::new()
+        };
+        let baseline = read_model::trend_baseline(
+            &client,
+            request.project_id,
+            metric,
+            grain_name,
+            from,
+            grouped,
+        )
+        .await?;
+        (totals, baseline)
+    } else {
+        (Vec::new(), (None, Vec::new()))
+    };
     let head = events::head_seq(&client, request.project_id).await?;
     let snapshot = read_model::snapshot(&client, request.project_id, None).await?;
 
-    let data: Vec<TrendPoint> = if dimensions.is_empty() {
-        rows.iter()
-            .map(|r| point(r.bucket, r.value, r.sample_size, &r.detail, json!({})))
-            .collect()
+    // Buckets up to the end of the range, but not past the data: the snapshot's time (or
+    // the clock when there is none yet) or the latest stored point, whichever is later.
+    let latest_row = rows.iter().chain(&totals).map(|r| r.bucket).max();
+    let now = snapshot
+        .as_ref()
+        .map_or_else(chrono::Utc::now, |s| s.captured_at);
+    let last = grain
+        .bucket(end - Duration::microseconds(1))
+        .min(latest_row.map_or(grain.bucket(now), |l| l.max(grain.bucket(now))));
+    let buckets = series::buckets(grain, from, last);
+    let served = if grouped {
+        let closed = totals.iter().map(|r| r.bucket).collect();
+        series::grouped(
+            level,
+            &dimensions,
+            &baseline_tuples,
+            &closed,
+            baseline.is_some(),
+            &rows,
+            &buckets,
+        )
     } else {
-        // Sum the stored tuples into the requested grouping.
-        let mut groups: BTreeMap<(chrono::DateTime<chrono::Utc>, String), Group> = BTreeMap::new();
-        for row in &rows {
-            let mut key = Map::new();
-            for dim in &dimensions {
-                key.insert(
-                    (*dim).to_owned(),
-                    row.dimensions.get(*dim).cloned().unwrap_or(Value::Null),
-                );
-            }
-            let entry = groups
-                .entry((row.bucket, Value::Object(key.clone()).to_string()))
-                .or_insert((key, 0.0, 0));
-            entry.1 += row.value.unwrap_or(0.0);
-            entry.2 += row.sample_size;
-        }
-        groups
-            .into_iter()
-            .map(|((bucket, _), (dims, value, samples))| {
-                point(
-                    bucket,
-                    Some(value),
-                    samples,
-                    &json!({}),
-                    Value::Object(dims),
-                )
-            })
-            .collect()
+        series::totals(level, baseline.as_ref(), &rows, &buckets)
     };
+    let data: Vec<TrendPoint> = served
+        .into_iter()
+        .map(|p| {
+            point(
+                p.bucket,
+                p.value,
+                p.sample_size,
+                &p.detail,
+                Value::Object(p.dimensions),
+            )
+        })
+        .collect();
 
     let (freshness, fresh_identity) = super::optional_freshness(snapshot.as_ref(), head);
     let body = TrendsResponse {
@@ -267,9 +303,6 @@ pub async fn get_trends(
     let identity = format!("trends?{}|{fresh_identity}", req.query_string());
     Ok(cached_json(&req, &state, &identity, &body))
 }
-
-/// A group of summed points: its dimensions, value and samples.
-type Group = (Map<String, Value>, f64, i64);
 
 fn point(
     bucket: chrono::DateTime<chrono::Utc>,

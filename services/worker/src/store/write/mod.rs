@@ -115,6 +115,11 @@ async fn write_task_rows(
         .iter()
         .map(|t| t.integration_failures as i32)
         .collect();
+    let mismatches: Vec<i32> = tasks
+        .iter()
+        .map(|t| t.from_state_mismatches as i32)
+        .collect();
+    let inferred_start: Vec<bool> = tasks.iter().map(|t| t.inferred_start).collect();
     // The per-task arrays are jagged, which a multi-dimensional array parameter cannot be,
     // so each travels as an array literal and is cast per row.
     let time_in_state: Vec<String> = tasks
@@ -148,18 +153,19 @@ async fn write_task_rows(
                  task_class, priority, state, inferred, created_at, claimed_at, implemented_at,
                  integrated_at, terminal_at, state_entered_at, blocked_since, integration_attempts,
                  integration_failures, time_in_state_seconds, blocked_started_at, blocked_ended_at,
-                 facts, last_seq)
+                 facts, last_seq, from_state_mismatches, inferred_start)
              SELECT $1, u.id, u.title, u.phase, u.milestone, u.assignee, u.class, u.priority, u.state,
                  u.inferred, u.created, u.claimed, u.implemented, u.integrated, u.terminal, u.entered,
                  u.blocked, u.attempts, u.failures, u.times::float8[], u.started::timestamptz[],
-                 u.ended::timestamptz[], NULL, $23
+                 u.ended::timestamptz[], NULL, $23, u.mismatches, u.inferred_start
              FROM UNNEST($2::text[], $3::text[], $4::text[], $5::text[], $6::text[],
                  $7::text[], $8::int8[], $9::text[], $10::bool[], $11::timestamptz[], $12::timestamptz[],
                  $13::timestamptz[], $14::timestamptz[], $15::timestamptz[], $16::timestamptz[],
-                 $17::timestamptz[], $18::int4[], $19::int4[], $20::text[], $21::text[], $22::text[])
+                 $17::timestamptz[], $18::int4[], $19::int4[], $20::text[], $21::text[], $22::text[],
+                 $24::int4[], $25::bool[])
                  AS u(id, title, phase, milestone, assignee, class, priority, state, inferred, created,
                       claimed, implemented, integrated, terminal, entered, blocked, attempts, failures,
-                      times, started, ended)",
+                      times, started, ended, mismatches, inferred_start)",
             fresh,
             "ON CONFLICT (project_id, task_id) DO UPDATE SET
                  title = EXCLUDED.title, phase_id = EXCLUDED.phase_id, milestone_id = EXCLUDED.milestone_id,
@@ -173,7 +179,9 @@ async fn write_task_rows(
                  time_in_state_seconds = EXCLUDED.time_in_state_seconds,
                  blocked_started_at = EXCLUDED.blocked_started_at,
                  blocked_ended_at = EXCLUDED.blocked_ended_at, facts = NULL,
-                 last_seq = EXCLUDED.last_seq",
+                 last_seq = EXCLUDED.last_seq,
+                 from_state_mismatches = EXCLUDED.from_state_mismatches,
+                 inferred_start = EXCLUDED.inferred_start",
         ))
         .await?;
     client
@@ -203,6 +211,8 @@ async fn write_task_rows(
                 &blocked_started,
                 &blocked_ended,
                 &last_seq,
+                &mismatches,
+                &inferred_start,
             ],
         )
         .await?;
@@ -393,6 +403,14 @@ async fn write_counters(
                  ON CONFLICT (project_id, issue) DO UPDATE
                     SET count = c.count + EXCLUDED.count, last_seq = EXCLUDED.last_seq",
                 &[&project, &issues, &counts, &last_seq],
+            )
+            .await?;
+        // A finding that a re-folded task no longer has may leave nothing to count.
+        client
+            .execute(
+                "DELETE FROM metrics_data_quality_counter
+                  WHERE project_id = $1 AND issue = ANY($2) AND count = 0",
+                &[&project, &issues],
             )
             .await?;
     }

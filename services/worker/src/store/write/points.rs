@@ -8,7 +8,7 @@ use serde_json::Value;
 use uuid::Uuid;
 
 use super::insert_sql;
-use crate::fold::model::keys;
+use crate::fold::model::{keys, BREAKDOWN_LEVEL_METRICS, LEVEL_METRICS};
 use crate::fold::{Delta, ProjectState};
 use crate::store::dims_json;
 
@@ -63,7 +63,10 @@ pub(super) async fn write_trend(
             .as_ref()
             .is_some_and(|written| !written.may_exist(&key.metric, key.grain, key.bucket))
     };
-    let (fresh, existing): (Vec<_>, Vec<_>) = delta.trend_add.iter().partition(|(k, _)| is_new(k));
+    let (fresh, existing): (Vec<_>, Vec<_>) = delta
+        .trend_add
+        .iter()
+        .partition(|(k, v)| v.sample_size > 0 && is_new(k));
     for (fresh, points) in [(true, fresh), (false, existing)] {
         if points.is_empty() {
             continue;
@@ -89,6 +92,26 @@ pub(super) async fn write_trend(
             )
             .await?;
     }
+    // Counts that a task moved away from may have dropped to nothing: such a point does not
+    // exist in a fold that never counted it there.
+    let lowered: Vec<_> = delta
+        .trend_add
+        .iter()
+        .filter(|(_, v)| v.sample_size < 0)
+        .collect();
+    if !lowered.is_empty() {
+        let c = trend_columns(lowered.into_iter());
+        client
+            .execute(
+                "DELETE FROM metrics_trend_point t
+                  USING UNNEST($2::text[], $3::text[], $4::timestamptz[], $5::text[]) AS r(m, g, b, d)
+                  WHERE t.project_id = $1 AND t.metric_key = r.m AND t.time_grain = r.g
+                    AND t.time_bucket = r.b AND t.dimensions = r.d AND t.sample_size = 0",
+                &[&project, &c.metric, &c.grain, &c.bucket, &c.dims],
+            )
+            .await?;
+    }
+    clear_levels(client, project, delta).await?;
     // Buckets no earlier delta wrote have nothing to delete.
     let replaced: Vec<_> = delta
         .trend_replace_dims
@@ -156,6 +179,55 @@ pub(super) async fn write_trend(
     Ok(())
 }
 
+/// Deletes the level points (and WIP/blocked breakdown levels) of `delta.level_clear`.
+async fn clear_levels(
+    client: &impl GenericClient,
+    project: Uuid,
+    delta: &Delta,
+) -> anyhow::Result<()> {
+    if delta.level_clear.is_empty() {
+        return Ok(());
+    }
+    let grain: Vec<&str> = delta
+        .level_clear
+        .iter()
+        .map(|(g, _, _)| g.as_str())
+        .collect();
+    let from: Vec<DateTime<Utc>> = delta.level_clear.iter().map(|(_, f, _)| *f).collect();
+    // 'infinity' stands for an open end.
+    let to: Vec<Option<DateTime<Utc>>> = delta.level_clear.iter().map(|(_, _, t)| *t).collect();
+    client
+        .execute(
+            "DELETE FROM metrics_trend_point t
+              USING UNNEST($3::text[], $4::timestamptz[], $5::timestamptz[]) AS r(g, f, e)
+              WHERE t.project_id = $1 AND t.metric_key = ANY($2) AND t.time_grain = r.g
+                AND t.time_bucket >= r.f AND t.time_bucket < COALESCE(r.e, 'infinity')",
+            &[&project, &LEVEL_METRICS.to_vec(), &grain, &from, &to],
+        )
+        .await?;
+    let days: Vec<(DateTime<Utc>, Option<DateTime<Utc>>)> = delta
+        .level_clear
+        .iter()
+        .filter(|(g, _, _)| *g == flowmeter_shared::read_model::Grain::Day)
+        .map(|(_, f, t)| (*f, *t))
+        .collect();
+    if !days.is_empty() {
+        let from: Vec<DateTime<Utc>> = days.iter().map(|(f, _)| *f).collect();
+        let to: Vec<Option<DateTime<Utc>>> = days.iter().map(|(_, t)| *t).collect();
+        client
+            .execute(
+                "DELETE FROM metrics_breakdown_point b
+                  USING UNNEST($3::timestamptz[], $4::timestamptz[]) AS r(f, e)
+                  WHERE b.project_id = $1 AND b.metric_key = ANY($2)
+                    AND b.day >= (r.f AT TIME ZONE 'UTC')::date
+                    AND (r.e IS NULL OR b.day < (r.e AT TIME ZONE 'UTC')::date)",
+                &[&project, &BREAKDOWN_LEVEL_METRICS.to_vec(), &from, &to],
+            )
+            .await?;
+    }
+    Ok(())
+}
+
 pub(super) async fn write_breakdown(
     client: &impl GenericClient,
     project: Uuid,
@@ -169,6 +241,26 @@ pub(super) async fn write_breakdown(
         Some("value_numeric = b.value_numeric + EXCLUDED.value_numeric, sample_size = b.sample_size + EXCLUDED.sample_size"),
     )
     .await?;
+    let lowered: Vec<_> = delta
+        .breakdown_add
+        .iter()
+        .filter(|(_, v)| v.sample_size < 0)
+        .collect();
+    if !lowered.is_empty() {
+        let metric: Vec<&str> = lowered.iter().map(|(k, _)| k.metric.as_str()).collect();
+        let dimension: Vec<&str> = lowered.iter().map(|(k, _)| k.dimension.as_str()).collect();
+        let value_of: Vec<&str> = lowered.iter().map(|(k, _)| k.value.as_str()).collect();
+        let day: Vec<NaiveDate> = lowered.iter().map(|(k, _)| k.day).collect();
+        client
+            .execute(
+                "DELETE FROM metrics_breakdown_point b
+                  USING UNNEST($2::text[], $3::text[], $4::text[], $5::date[]) AS r(m, d, v, day)
+                  WHERE b.project_id = $1 AND b.metric_key = r.m AND b.dimension = r.d
+                    AND b.dimension_value = r.v AND b.day = r.day AND b.sample_size = 0",
+                &[&project, &metric, &dimension, &value_of, &day],
+            )
+            .await?;
+    }
     if !delta.breakdown_replace.is_empty() {
         let metric: Vec<&str> = delta
             .breakdown_replace
