@@ -49,7 +49,9 @@ pub struct ErrorBody {
     /// A sentence for people, naming the field when one is at fault.
     pub message: String,
     /// Machine-readable detail: `field` (the parameter at fault), `allowed_values` (its closed
-    /// list), `errors` (per-event ingest errors), `max_bytes`, `max_events`, `retry_after`…;
+    /// list), `errors` (per-event ingest errors), `conflicts` (ingest events reusing an
+    /// event_id with other content), `sqlstate` (a data error PostgreSQL refused),
+    /// `max_bytes`, `max_events`, `retry_after`…;
     /// `{}` when there is nothing to add.
     #[schema(value_type = Object)]
     pub details: Value,
