@@ -1,7 +1,9 @@
 //! Per-request context: the request id (echoed or generated), the `X-API-Version` and
 //! `X-Request-ID` headers on every response, the query-string bound, the request log
 //! line and the HTTP metrics. It wraps the whole app, so errors raised anywhere inside
-//! (extractors, handlers, the default service) are rendered with the request's id.
+//! (extractors, handlers, the default service) are rendered with the request's id, and
+//! refusals made outside our handlers (CORS, actix's own plain-text errors, the database
+//! deadline) are rendered in the envelope too (SPEC §14).
 
 use std::time::Instant;
 
