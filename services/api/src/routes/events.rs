@@ -238,3 +238,32 @@ pub async fn post_events(
         projects,
     }))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn payload_texts_keep_every_digit_in_arrays_and_ndjson() {
+        let array =
+            r#"[{"payload": {"n": 12345678901234567890123}, "x": 1}, 7, {"payload": null}]"#;
+        assert_eq!(
+            payload_texts(array, false),
+            vec![
+                Some(r#"{"n": 12345678901234567890123}"#.to_owned()),
+                None,
+                None
+            ]
+        );
+        let ndjson = "{\"payload\":{\"r\":0.1000000000000000055511151231257827}}\n\n{\"a\":1}\n";
+        assert_eq!(
+            payload_texts(ndjson, true),
+            vec![
+                Some(r#"{"r":0.1000000000000000055511151231257827}"#.to_owned()),
+                None
+            ]
+        );
+        // One text per event of parse_batch, in the same order.
+        assert_eq!(parse_batch(ndjson.as_bytes(), true).unwrap().len(), 2);
+    }
+}
