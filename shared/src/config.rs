@@ -141,6 +141,10 @@ pub struct DatabaseSettings {
     pub statement_timeout: Duration,
     /// How long to wait for a new connection or a free pool slot before giving up.
     pub connect_timeout: Duration,
+    /// The client-side bound on every database wait (`FLOWMETER_DB_TIMEOUT_MS`): pool wait,
+    /// connect and each query. A database that stops answering costs a request at most
+    /// this long (SPEC §14).
+    pub timeout: Duration,
 }
 
 impl DatabaseSettings {
@@ -178,6 +182,12 @@ impl DatabaseSettings {
             connect_timeout: Duration::from_millis(env.int_in_range(
                 "FLOWMETER_DB_CONNECT_TIMEOUT_MS",
                 2_000,
+                100,
+                600_000,
+            )?),
+            timeout: Duration::from_millis(env.int_in_range(
+                "FLOWMETER_DB_TIMEOUT_MS",
+                3_000,
                 100,
                 600_000,
             )?),

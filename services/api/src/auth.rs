@@ -144,10 +144,15 @@ fn credentials(req: &HttpRequest) -> Result<(web::Data<AppState>, Credentials), 
     if state.settings.auth_disabled {
         return Ok((state, Credentials::Anonymous));
     }
+    // An address over its failed-authentication budget is refused before any lookup.
+    crate::failed_auth::check(req)?;
     let Some(secret) = presented_key(req).filter(|k| !k.is_empty()) else {
-        return Err(ApiError::Unauthorized(
-            "an API key is required: send Authorization: Bearer <key> or X-API-Key".into(),
-        ));
+        return crate::failed_auth::observe(
+            req,
+            Err(ApiError::Unauthorized(
+                "an API key is required: send Authorization: Bearer <key> or X-API-Key".into(),
+            )),
+        );
     };
     let hash = flowmeter_shared::auth::hash_key(&secret);
     Ok((state, Credentials::Key { hash }))
@@ -168,18 +173,28 @@ impl FromRequest for Principal {
 
     fn from_request(req: &HttpRequest, _: &mut actix_web::dev::Payload) -> Self::Future {
         let found = credentials(req);
+        let req = req.clone();
         Box::pin(async move {
             let (state, credentials) = found?;
-            let Some(hash) = credentials.key_hash() else {
-                return Ok(Principal::Anonymous);
+            let principal = match credentials.key_hash() {
+                None => Principal::Anonymous,
+                Some(hash) => {
+                    let verified = crate::deadline::bounded(&state, async {
+                        // The lookup's connection goes back to the pool before the check,
+                        // which may take one to record the key's use: a request never
+                        // holds two.
+                        let key = {
+                            let client = state.pool.get().await?;
+                            api_keys::find_by_hash(&client, hash).await?
+                        };
+                        credentials.verify(&state.pool, key).await
+                    })
+                    .await;
+                    crate::failed_auth::observe(&req, verified)?
+                }
             };
-            // The lookup's connection goes back to the pool before the check, which may
-            // take one to record the key's use: a request never holds two.
-            let key = {
-                let client = state.pool.get().await?;
-                api_keys::find_by_hash(&client, hash).await?
-            };
-            credentials.verify(&state.pool, key).await
+            crate::rate_limit::admit(&req, &principal)?;
+            Ok(principal)
         })
     }
 }

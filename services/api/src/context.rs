@@ -1,7 +1,9 @@
 //! Per-request context: the request id (echoed or generated), the `X-API-Version` and
 //! `X-Request-ID` headers on every response, the query-string bound, the request log
 //! line and the HTTP metrics. It wraps the whole app, so errors raised anywhere inside
-//! (extractors, handlers, the default service) are rendered with the request's id.
+//! (extractors, handlers, the default service) are rendered with the request's id, and
+//! refusals made outside our handlers (CORS, actix's own plain-text errors, the database
+//! deadline) are rendered in the envelope too (SPEC §14).
 
 use std::time::Instant;
 
@@ -9,7 +11,7 @@ use actix_web::body::{BoxBody, MessageBody};
 use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::http::header::{HeaderName, HeaderValue};
 use actix_web::middleware::Next;
-use actix_web::{web, Error, HttpMessage};
+use actix_web::{web, Error, HttpMessage, ResponseError};
 use flowmeter_shared::API_VERSION;
 
 use crate::error::ApiError;
@@ -63,22 +65,32 @@ pub async fn request_context(
         state.metrics.in_flight.inc();
     }
     // Handler and extractor errors are rendered inside the handler's future, so they see
-    // the request id through the task-local; the inner service itself does not fail.
-    let mut response = REQUEST_ID
+    // the request id through the task-local. Middlewares that refuse (CORS, the database
+    // deadline) fail the inner service instead; their answer is rendered here, in the same
+    // scope, and handed back as an error that carries the finished response (the request
+    // itself cannot be kept: routing needs it unshared).
+    let outcome = REQUEST_ID
         .scope(request_id.clone(), async move {
             if query_too_long {
                 let error = ApiError::BadRequest {
                     message: format!("the query string is longer than {MAX_QUERY_BYTES} bytes"),
                     details: serde_json::json!({ "field": "query", "max_bytes": MAX_QUERY_BYTES }),
                 };
-                return Ok(req.error_response(error));
+                return Answer::Served(req.error_response(error));
             }
-            next.call(req)
-                .await
-                .map(ServiceResponse::map_into_boxed_body)
+            // Refusals made outside our handlers (CORS, actix's extractors and limits) are
+            // rendered in the envelope too.
+            match next.call(req).await {
+                Ok(response) => Answer::Served(in_envelope(response.map_into_boxed_body())),
+                Err(error) => Answer::Refused(foreign_response(&error)),
+            }
         })
-        .await?;
-    let headers = response.headers_mut();
+        .await;
+    let mut answer = outcome;
+    let headers = match &mut answer {
+        Answer::Served(response) => response.headers_mut(),
+        Answer::Refused(response) => response.headers_mut(),
+    };
     headers.insert(
         HeaderName::from_static("x-api-version"),
         HeaderValue::from_static(API_VERSION),
@@ -87,7 +99,11 @@ pub async fn request_context(
         headers.insert(HeaderName::from_static("x-request-id"), value);
     }
 
-    let status = response.status().as_u16();
+    let status = match &answer {
+        Answer::Served(response) => response.status(),
+        Answer::Refused(response) => response.status(),
+    }
+    .as_u16();
     let elapsed = started.elapsed();
     if let Some(state) = &state {
         state.metrics.in_flight.dec();
@@ -116,7 +132,65 @@ pub async fn request_context(
         latency_ms = elapsed.as_secs_f64() * 1000.0,
         "Request served."
     );
-    Ok(response)
+    match answer {
+        Answer::Served(response) => Ok(response),
+        Answer::Refused(response) => {
+            Err(actix_web::error::InternalError::from_response("refused", response).into())
+        }
+    }
+}
+
+/// What the inner service produced: a response, or a refusal by a middleware rendered here.
+enum Answer {
+    Served(ServiceResponse<BoxBody>),
+    Refused(actix_web::HttpResponse),
+}
+
+/// The envelope for an error a middleware (or actix) failed the request with. One that
+/// already renders our envelope (the database deadline's 503) is kept as it is.
+fn foreign_response(error: &Error) -> actix_web::HttpResponse {
+    let response = error.error_response();
+    if is_envelope(response.headers()) && error.as_error::<actix_cors::CorsError>().is_none() {
+        return response;
+    }
+    foreign_error(error).error_response()
+}
+
+fn is_envelope(headers: &actix_web::http::header::HeaderMap) -> bool {
+    headers
+        .get(actix_web::http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/json"))
+}
+
+/// Our error for an error raised by a middleware or actix itself: a refused CORS request
+/// is 403 `forbidden`; anything else keeps its status.
+fn foreign_error(error: &Error) -> ApiError {
+    if error.as_error::<actix_cors::CorsError>().is_some() {
+        return ApiError::Forbidden(format!("CORS: {error}"));
+    }
+    ApiError::Status {
+        status: error.as_response_error().status_code(),
+        message: error.to_string(),
+    }
+}
+
+/// An error response that is not already our JSON envelope (actix's own plain-text
+/// answers, such as its body-size limit) is rendered again in the envelope, same status.
+fn in_envelope(response: ServiceResponse<BoxBody>) -> ServiceResponse<BoxBody> {
+    let status = response.status();
+    if !(status.is_client_error() || status.is_server_error()) || is_envelope(response.headers()) {
+        return response;
+    }
+    let error = match response.response().error() {
+        Some(error) => foreign_error(error),
+        None => ApiError::Status {
+            status,
+            message: status.canonical_reason().unwrap_or("error").to_owned(),
+        },
+    };
+    let (request, _) = response.into_parts();
+    ServiceResponse::new(request, error.error_response())
 }
 
 /// Answers paths that match no route.

@@ -23,8 +23,14 @@ pub enum ErrorCode {
     NotFound,
     /// 405: the path exists but not with this method.
     MethodNotAllowed,
+    /// 408: the request body did not arrive in time.
+    RequestTimeout,
+    /// 409: the request conflicts with stored data (an event id reused with other content).
+    Conflict,
     /// 413: the body or batch is too large.
     PayloadTooLarge,
+    /// 415: a body in a content type or encoding the route does not read.
+    UnsupportedMediaType,
     /// 422: well-formed but invalid input.
     ValidationError,
     /// 429: over the rate limit.
@@ -43,7 +49,9 @@ pub struct ErrorBody {
     /// A sentence for people, naming the field when one is at fault.
     pub message: String,
     /// Machine-readable detail: `field` (the parameter at fault), `allowed_values` (its closed
-    /// list), `errors` (per-event ingest errors), `max_bytes`, `max_events`, `retry_after`…;
+    /// list), `errors` (per-event ingest errors), `conflicts` (ingest events reusing an
+    /// event_id with other content), `sqlstate` (a data error PostgreSQL refused),
+    /// `max_bytes`, `max_events`, `retry_after`…;
     /// `{}` when there is nothing to add.
     #[schema(value_type = Object)]
     pub details: Value,
@@ -77,6 +85,26 @@ pub enum ApiError {
     /// 405 `method_not_allowed`: the path exists but not with this method.
     #[error("method not allowed")]
     MethodNotAllowed,
+    /// 408 `request_timeout`: the body did not arrive within `FLOWMETER_HTTP_BODY_TIMEOUT_MS`.
+    #[error("{0}")]
+    RequestTimeout(String),
+    /// 409 `conflict`: e.g. an event id already stored with different content.
+    #[error("{message}")]
+    Conflict {
+        /// A sentence.
+        message: String,
+        /// e.g. `{"conflicts": [{"index", "event_id"}]}`.
+        details: Value,
+    },
+    /// 415 `unsupported_media_type`: a `Content-Type` or `Content-Encoding` the route does
+    /// not read.
+    #[error("{message}")]
+    UnsupportedMediaType {
+        /// A sentence naming what is accepted.
+        message: String,
+        /// `{"field": "content-type", "allowed_values": [...]}`.
+        details: Value,
+    },
     /// 413 `payload_too_large`.
     #[error("{message}")]
     PayloadTooLarge {
@@ -105,6 +133,15 @@ pub enum ApiError {
     /// 503 `service_unavailable`: the database is unreachable or a feature is switched off.
     #[error("{0}")]
     Unavailable(String),
+    /// Any other status produced outside our handlers (actix's own refusals), rendered in
+    /// the envelope with the code of its status class.
+    #[error("{message}")]
+    Status {
+        /// The status to answer with.
+        status: StatusCode,
+        /// A sentence.
+        message: String,
+    },
 }
 
 impl ApiError {
@@ -136,19 +173,68 @@ impl ApiError {
             Self::Forbidden(_) => ErrorCode::Forbidden,
             Self::NotFound(_) => ErrorCode::NotFound,
             Self::MethodNotAllowed => ErrorCode::MethodNotAllowed,
+            Self::RequestTimeout(_) => ErrorCode::RequestTimeout,
+            Self::Conflict { .. } => ErrorCode::Conflict,
+            Self::UnsupportedMediaType { .. } => ErrorCode::UnsupportedMediaType,
             Self::PayloadTooLarge { .. } => ErrorCode::PayloadTooLarge,
             Self::Validation { .. } => ErrorCode::ValidationError,
             Self::RateLimited { .. } => ErrorCode::RateLimited,
             Self::Internal(_) => ErrorCode::InternalError,
             Self::Unavailable(_) => ErrorCode::ServiceUnavailable,
+            Self::Status { status, .. } => ErrorCode::for_status(*status),
         }
     }
 }
 
-/// Repository errors: a lost or unreachable database becomes 503 (the client may retry),
-/// anything else 500.
+impl ErrorCode {
+    /// The code of a status that no handler chose (actix's own answers).
+    pub fn for_status(status: StatusCode) -> Self {
+        match status.as_u16() {
+            401 => Self::Unauthorized,
+            403 => Self::Forbidden,
+            404 => Self::NotFound,
+            405 => Self::MethodNotAllowed,
+            408 => Self::RequestTimeout,
+            409 => Self::Conflict,
+            413 => Self::PayloadTooLarge,
+            415 => Self::UnsupportedMediaType,
+            422 => Self::ValidationError,
+            429 => Self::RateLimited,
+            503 => Self::ServiceUnavailable,
+            500..=599 => Self::InternalError,
+            _ => Self::BadRequest,
+        }
+    }
+}
+
+/// The first PostgreSQL server error in a cause chain.
+fn db_error(error: &anyhow::Error) -> Option<&tokio_postgres::error::DbError> {
+    error
+        .chain()
+        .filter_map(|cause| cause.downcast_ref::<tokio_postgres::Error>())
+        .find_map(tokio_postgres::Error::as_db_error)
+}
+
+/// Repository errors: a lost or unreachable database becomes 503 (the client may retry), a
+/// data error of PostgreSQL (SQLSTATE class 22: a value out of range, a character it cannot
+/// store) 422 — the edge validates first, this is the safety net — anything else 500.
 impl From<anyhow::Error> for ApiError {
     fn from(error: anyhow::Error) -> Self {
+        if let Some(conflict) = error.downcast_ref::<flowmeter_shared::db::events::ConflictError>()
+        {
+            return Self::Conflict {
+                message: format!(
+                    "{conflict}: an event_id must always carry the same event; nothing was stored"
+                ),
+                details: json!({ "conflicts": conflict.conflicts }),
+            };
+        }
+        if let Some(db) = db_error(&error).filter(|db| db.code().code().starts_with("22")) {
+            return Self::Validation {
+                message: "a value is out of range or cannot be stored; nothing was changed".into(),
+                details: json!({ "sqlstate": db.code().code() }),
+            };
+        }
         let unavailable = error.chain().any(|cause| {
             if let Some(pool) = cause.downcast_ref::<deadpool_postgres::PoolError>() {
                 return flowmeter_shared::db::is_unavailable(pool);
@@ -194,11 +280,15 @@ impl ResponseError for ApiError {
             Self::Forbidden(_) => StatusCode::FORBIDDEN,
             Self::NotFound(_) => StatusCode::NOT_FOUND,
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            Self::RequestTimeout(_) => StatusCode::REQUEST_TIMEOUT,
+            Self::Conflict { .. } => StatusCode::CONFLICT,
+            Self::UnsupportedMediaType { .. } => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             Self::Validation { .. } => StatusCode::UNPROCESSABLE_ENTITY,
             Self::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
             Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Status { status, .. } => *status,
         }
     }
 
@@ -207,13 +297,24 @@ impl ResponseError for ApiError {
         let details = match self {
             Self::BadRequest { details, .. }
             | Self::PayloadTooLarge { details, .. }
+            | Self::Conflict { details, .. }
+            | Self::UnsupportedMediaType { details, .. }
             | Self::Validation { details, .. } => details.clone(),
             Self::RateLimited { retry_after_secs } => json!({ "retry_after": retry_after_secs }),
             _ => json!({}),
         };
         match self {
             Self::Internal(cause) => {
-                tracing::error!(request_id = %request_id, error = ?cause, "Request failed.");
+                // The SQLSTATE and the server's message say what went wrong; the cause chain
+                // is logged as text (not Debug, which would include the statement's values).
+                let db = db_error(cause);
+                tracing::error!(
+                    request_id = %request_id,
+                    error = format!("{cause:#}"),
+                    sqlstate = db.map(|db| db.code().code()),
+                    db_message = db.map(tokio_postgres::error::DbError::message),
+                    "Request failed."
+                );
             }
             Self::Unavailable(message) => {
                 tracing::warn!(request_id = %request_id, %message, "Answered 503.");

@@ -3,8 +3,10 @@
 pub mod auth;
 pub mod cli;
 pub mod context;
+pub mod deadline;
 pub mod error;
 pub mod event_schemas;
+pub mod failed_auth;
 pub mod observability;
 pub mod openapi;
 pub mod rate_limit;

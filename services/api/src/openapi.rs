@@ -177,7 +177,8 @@ pub mod schemes {
 
 /// What every operation shares, added in one place rather than on every handler: the
 /// security schemes, the `X-API-Version`/`X-Request-ID` headers on every response, 401 and
-/// 403 on operations that need a key, 429 on rate-limited ones and 500 everywhere.
+/// 403 on operations that need a key, 429 on rate-limited ones (and on every keyed one, for
+/// failed authentication) and 500 everywhere.
 struct Conventions;
 
 impl Modify for Conventions {
@@ -255,7 +256,12 @@ fn add_common_responses(operation: &mut Operation, rate_limited: bool) {
     if rate_limited {
         add(
             "429",
-            "`rate_limited`: over the per-key budget; `Retry-After` says when to retry.",
+            "`rate_limited`: over the per-key budget, or too many failed authentications from this address; `Retry-After` says when to retry.",
+        );
+    } else if secured {
+        add(
+            "429",
+            "`rate_limited`: too many failed authentications from this address (`FLOWMETER_RATE_LIMIT_UNAUTHENTICATED`); `Retry-After` says when to retry.",
         );
     }
     add(

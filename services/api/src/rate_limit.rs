@@ -1,10 +1,11 @@
 //! Per-identity, per-endpoint-class rate limiting for the `/v1/metrics/*` GET endpoints (SPEC §5).
 //!
 //! Each endpoint class has its own per-minute budget and its own `governor` keyed limiter (GCRA),
-//! keyed by the caller's identity (`key:<uuid>`, or `ip:<addr>` when auth is disabled), so one
+//! keyed by the caller's identity after authentication (`key:<uuid>` of the key found, never
+//! the header's spelling; `ip:<addr>` when auth is disabled), so one
 //! client exhausting the drilldown budget neither slows another client nor its own summary calls.
 //! A budget of N per minute allows a burst of N and then refills one request every 60/N seconds.
-//! This module only decides and describes; turning a denial into a 429 envelope is the caller's job.
+//! [`admit`] runs once the caller is authenticated; [`limit_headers`] puts its outcome on the response.
 
 use std::fmt;
 use std::num::NonZeroU32;
@@ -72,6 +73,8 @@ pub struct RateLimits {
     pub drilldown: u32,
     /// Health, alerts and actions requests per minute.
     pub other: u32,
+    /// Failed authentications per client address and minute (`failed_auth`).
+    pub unauthenticated: u32,
 }
 
 impl Default for RateLimits {
@@ -83,12 +86,14 @@ impl Default for RateLimits {
             breakdown: 60,
             drilldown: 30,
             other: 120,
+            unauthenticated: 300,
         }
     }
 }
 
 impl RateLimits {
-    /// Reads `FLOWMETER_RATE_LIMIT_SUMMARY`, `_TRENDS`, `_BREAKDOWN`, `_DRILLDOWN` and `_OTHER`
+    /// Reads `FLOWMETER_RATE_LIMIT_SUMMARY`, `_TRENDS`, `_BREAKDOWN`, `_DRILLDOWN`, `_OTHER` and
+    /// `_UNAUTHENTICATED`
     /// (requests per minute, 0 = off, at most 1 000 000), defaulting to the SPEC numbers; a bad
     /// value is a [`ConfigError`] naming the variable.
     pub fn from_env(env: &Env) -> Result<Self, ConfigError> {
@@ -99,6 +104,11 @@ impl RateLimits {
             breakdown: budget(env, "FLOWMETER_RATE_LIMIT_BREAKDOWN", defaults.breakdown)?,
             drilldown: budget(env, "FLOWMETER_RATE_LIMIT_DRILLDOWN", defaults.drilldown)?,
             other: budget(env, "FLOWMETER_RATE_LIMIT_OTHER", defaults.other)?,
+            unauthenticated: budget(
+                env,
+                "FLOWMETER_RATE_LIMIT_UNAUTHENTICATED",
+                defaults.unauthenticated,
+            )?,
         })
     }
 
@@ -323,63 +333,60 @@ fn ceil_seconds(duration: Duration) -> u64 {
     duration.as_secs() + u64::from(duration.subsec_nanos() > 0)
 }
 
-/// The middleware: counts GET requests to limited routes per identity (the presented key's
-/// hash, or the client address when authentication is disabled), adds the rate-limit headers
-/// and answers 429 over the budget.
-pub async fn limit_requests(
-    req: actix_web::dev::ServiceRequest,
-    next: actix_web::middleware::Next<impl actix_web::body::MessageBody + 'static>,
-) -> Result<actix_web::dev::ServiceResponse<actix_web::body::BoxBody>, actix_web::Error> {
-    use actix_web::web;
+/// Counts one request of an authenticated caller against its endpoint class's budget (GET
+/// requests to limited routes only). The identity is the key's id (`key:<uuid>`), so every
+/// spelling of one key shares one budget, and a key that fails authentication never gets
+/// here (see `failed_auth`); with authentication disabled it is the client address. The
+/// outcome is left in the request's extensions for [`limit_headers`]; over the budget → 429.
+pub fn admit(
+    req: &actix_web::HttpRequest,
+    principal: &crate::auth::Principal,
+) -> Result<(), crate::error::ApiError> {
+    use actix_web::HttpMessage;
     let class = (req.method() == actix_web::http::Method::GET)
         .then(|| req.match_pattern())
         .flatten()
         .and_then(|route| EndpointClass::for_route(&route));
-    let limiter = req.app_data::<web::Data<RateLimiter>>().cloned();
-    let state = req
-        .app_data::<web::Data<crate::startup::AppState>>()
-        .cloned();
-    let (Some(class), Some(limiter), Some(state)) = (class, limiter, state) else {
-        return next
-            .call(req)
-            .await
-            .map(actix_web::dev::ServiceResponse::map_into_boxed_body);
+    let limiter = req.app_data::<actix_web::web::Data<RateLimiter>>();
+    let (Some(class), Some(limiter)) = (class, limiter) else {
+        return Ok(());
     };
-    let identity = if state.settings.auth_disabled {
-        format!(
+    let identity = match principal.key_id() {
+        Some(id) => format!("key:{id}"),
+        None => format!(
             "ip:{}",
             req.peer_addr()
                 .map(|a| a.ip().to_string())
                 .unwrap_or_default()
-        )
-    } else {
-        let presented = req
-            .headers()
-            .get("authorization")
-            .or_else(|| req.headers().get("x-api-key"))
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or_default();
-        format!("key:{}", &flowmeter_shared::auth::hash_key(presented)[..32])
+        ),
     };
     match limiter.check(class, &identity) {
-        None => next
-            .call(req)
-            .await
-            .map(actix_web::dev::ServiceResponse::map_into_boxed_body),
+        None => Ok(()),
         Some(Ok(info)) => {
-            let mut response = next.call(req).await?.map_into_boxed_body();
-            RateLimiter::apply_headers(&info, response.headers_mut());
-            Ok(response)
+            req.extensions_mut().insert(info);
+            Ok(())
         }
         Some(Err(info)) => {
-            let error = crate::error::ApiError::RateLimited {
-                retry_after_secs: info.retry_after_seconds.unwrap_or(1),
-            };
-            let mut response = req.error_response(error);
-            RateLimiter::apply_headers(&info, response.headers_mut());
-            Ok(response)
+            let retry_after_secs = info.retry_after_seconds.unwrap_or(1);
+            req.extensions_mut().insert(info);
+            Err(crate::error::ApiError::RateLimited { retry_after_secs })
         }
     }
+}
+
+/// The middleware: adds the rate-limit headers of whatever [`admit`] (or the
+/// failed-authentication limit) decided for the request, on success and on 429 alike.
+pub async fn limit_headers(
+    req: actix_web::dev::ServiceRequest,
+    next: actix_web::middleware::Next<impl actix_web::body::MessageBody + 'static>,
+) -> Result<actix_web::dev::ServiceResponse<actix_web::body::BoxBody>, actix_web::Error> {
+    use actix_web::HttpMessage;
+    let mut response = next.call(req).await?.map_into_boxed_body();
+    let info = response.request().extensions().get::<RateInfo>().cloned();
+    if let Some(info) = info {
+        RateLimiter::apply_headers(&info, response.headers_mut());
+    }
+    Ok(response)
 }
 
 #[cfg(test)]

@@ -46,6 +46,9 @@ pub struct ApiSettings {
     pub cache_max_age_seconds: u64,
     /// Per-minute budgets of the metrics endpoints (`FLOWMETER_RATE_LIMIT_*`).
     pub rate_limits: crate::rate_limit::RateLimits,
+    /// How long a request body may take to arrive before the answer is 408
+    /// (`FLOWMETER_HTTP_BODY_TIMEOUT_MS`).
+    pub http_body_timeout: Duration,
 }
 
 pub use flowmeter_shared::config::Feature;
@@ -150,6 +153,12 @@ impl ApiSettings {
             cors_origins: cors_origins(env)?,
             disabled_features: config::disabled_features(env)?,
             rate_limits: crate::rate_limit::RateLimits::from_env(env)?,
+            http_body_timeout: Duration::from_millis(env.int_in_range(
+                "FLOWMETER_HTTP_BODY_TIMEOUT_MS",
+                30_000,
+                100,
+                3_600_000,
+            )?),
             cache_max_age_seconds: env.int_in_range(
                 "FLOWMETER_HTTP_CACHE_MAX_AGE_SECONDS",
                 30,
@@ -175,6 +184,9 @@ mod tests {
         assert_eq!(s.ingest_max_events, 5000);
         assert_eq!(s.ingest_max_bytes, 8 * 1024 * 1024);
         assert!(!s.auth_disabled);
+        assert_eq!(s.http_body_timeout, Duration::from_secs(30));
+        assert_eq!(s.database.timeout, Duration::from_secs(3));
+        assert_eq!(s.rate_limits.unauthenticated, 300);
     }
 
     #[test]

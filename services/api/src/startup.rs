@@ -125,7 +125,16 @@ impl Application {
         }
         let report = migrate(&settings.database, settings.migrations_dir.as_deref()).await?;
         tracing::info!(applied = report.applied.len(), "Migrations are current.");
-        let pool = db::create_pool(&settings.database, "flowmeter-api")?;
+        // Every request's database work is bounded by the database timeout, so the server
+        // may cancel a statement at the same point (the worker keeps its own, longer one).
+        let database = flowmeter_shared::config::DatabaseSettings {
+            statement_timeout: match settings.database.statement_timeout {
+                std::time::Duration::ZERO => settings.database.timeout,
+                configured => configured.min(settings.database.timeout),
+            },
+            ..settings.database.clone()
+        };
+        let pool = db::create_pool(&database, "flowmeter-api")?;
         if let Some(secret) = &settings.bootstrap_api_key {
             let client = pool.get().await?;
             api_keys::ensure_bootstrap(&client, secret).await?;
@@ -135,7 +144,7 @@ impl Application {
             Some(url) => db::create_pool(
                 &flowmeter_shared::config::DatabaseSettings {
                     url: url.clone(),
-                    ..settings.database.clone()
+                    ..database.clone()
                 },
                 "flowmeter-api-read",
             )?,
@@ -154,12 +163,16 @@ impl Application {
         });
 
         let limiter = web::Data::new(crate::rate_limit::RateLimiter::new(&settings.rate_limits));
-        let pruned = limiter.clone();
+        let failed_auth = web::Data::new(crate::failed_auth::FailedAuthLimiter::new(
+            settings.rate_limits.unauthenticated,
+        ));
+        let (pruned, pruned_failures) = (limiter.clone(), failed_auth.clone());
         tokio::spawn(async move {
             let mut tick = tokio::time::interval(std::time::Duration::from_secs(60));
             loop {
                 tick.tick().await;
                 pruned.retain_recent();
+                pruned_failures.prune();
             }
         });
         let listener = TcpListener::bind(settings.http_addr)
@@ -169,6 +182,7 @@ impl Application {
             App::new()
                 .app_data(state.clone())
                 .app_data(limiter.clone())
+                .app_data(failed_auth.clone())
                 .app_data(
                     web::QueryConfig::default().error_handler(|e, _| extractor_error(e, "query")),
                 )
@@ -182,7 +196,8 @@ impl Application {
                 )
                 .configure(configure_routes)
                 .default_service(web::to(not_found))
-                .wrap(from_fn(crate::rate_limit::limit_requests))
+                .wrap(from_fn(crate::deadline::bound_requests))
+                .wrap(from_fn(crate::rate_limit::limit_headers))
                 .wrap(cors(&state.settings.cors_origins))
                 .wrap(from_fn(request_context))
         })

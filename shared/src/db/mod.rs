@@ -22,10 +22,23 @@ pub use deadpool_postgres::GenericClient;
 /// Builds a connection pool. Connections are opened lazily; every connection gets the
 /// configured `statement_timeout`, and waiting for a connection is bounded so callers
 /// fail fast (and the API answers 503) when the database is unreachable.
+///
+/// A database that stops answering without closing its sockets (a frozen server, a
+/// partition) is bounded too: waiting for a pool slot, opening a connection (socket and
+/// start-up handshake) and recycling one each give up after the smaller of
+/// `connect_timeout` and `timeout`; TCP keepalive and `tcp_user_timeout` close
+/// connections whose peer has vanished. Queries are bounded by their callers (the API
+/// wraps every request's database work in `timeout`).
 pub fn create_pool(settings: &DatabaseSettings, application_name: &str) -> anyhow::Result<Pool> {
     let mut config = tokio_postgres::Config::from_str(&settings.url)?;
+    let wait = settings.connect_timeout.min(settings.timeout);
     config.application_name(application_name);
-    config.connect_timeout(settings.connect_timeout);
+    config.connect_timeout(wait);
+    config.keepalives(true);
+    config.keepalives_idle(std::time::Duration::from_secs(10));
+    config.keepalives_interval(std::time::Duration::from_secs(2));
+    config.keepalives_retries(3);
+    config.tcp_user_timeout(settings.timeout.max(std::time::Duration::from_secs(1)));
     config.options(format!(
         "-c statement_timeout={} -c timezone=UTC",
         settings.statement_timeout.as_millis()
@@ -41,9 +54,9 @@ pub fn create_pool(settings: &DatabaseSettings, application_name: &str) -> anyho
         .max_size(settings.max_connections)
         .runtime(Runtime::Tokio1)
         .timeouts(Timeouts {
-            wait: Some(settings.connect_timeout),
-            create: Some(settings.connect_timeout),
-            recycle: Some(settings.connect_timeout),
+            wait: Some(wait),
+            create: Some(wait),
+            recycle: Some(wait),
         })
         .build()?;
     Ok(pool)

@@ -143,6 +143,10 @@ pub struct NewEvent {
     pub occurred_at: DateTime<Utc>,
     /// The event's payload object, unknown fields included.
     pub payload: serde_json::Value,
+    /// The payload's JSON text exactly as the producer sent it, when the caller kept it: it
+    /// is what gets stored, so numbers keep every digit (`payload` holds them as `f64`).
+    /// `None`: `payload` is serialised instead.
+    pub payload_text: Option<String>,
     /// The event that caused this one, if the producer knows it.
     pub caused_by: Option<String>,
     /// A correlation id spanning several events.

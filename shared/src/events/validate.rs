@@ -77,6 +77,9 @@ impl<'a> Checker<'a> {
         let text = value.as_str().ok_or_else(|| {
             self.error(field, "invalid_type", format!("{field} must be a string"))
         })?;
+        if text.contains('\0') {
+            return Err(self.error(field, "invalid_value", nul_message(field)));
+        }
         if text.trim().is_empty() {
             return Err(self.error(field, "required", format!("{field} must not be empty")));
         }
@@ -117,8 +120,11 @@ impl<'a> Checker<'a> {
 
     fn timestamp_value(&self, field: &str, text: &str) -> Result<DateTime<Utc>, FieldError> {
         DateTime::parse_from_rfc3339(text)
+            .ok()
             .map(|t| t.with_timezone(&Utc))
-            .map_err(|_| {
+            // PostgreSQL and the read model keep years 1–9999 (SPEC §14).
+            .filter(|t| (1..=9999).contains(&chrono::Datelike::year(t)))
+            .ok_or_else(|| {
                 self.error(
                     field,
                     "invalid_timestamp",
@@ -285,6 +291,19 @@ pub fn validate_event(index: usize, value: &Value) -> Result<NewEvent, Vec<Field
             &mut errors,
         );
     }
+    // NUL anywhere in the payload (keys and values at any depth, which the catalogue's
+    // checks do not all see); a catalogue field already refused for it is not named twice.
+    if let Some(path) = payload.and_then(first_nul) {
+        let field = format!("payload.{path}");
+        if !errors.iter().any(|e| e.field == field) {
+            errors.push(FieldError {
+                index,
+                message: nul_message(&field),
+                field,
+                code: "invalid_value",
+            });
+        }
+    }
 
     match (
         project_id,
@@ -311,11 +330,45 @@ pub fn validate_event(index: usize, value: &Value) -> Result<NewEvent, Vec<Field
             event_type,
             occurred_at,
             payload: Value::Object(payload.clone()),
+            payload_text: None,
             caused_by: caused_by.map(str::to_owned),
             correlation_id: correlation_id.map(str::to_owned),
         }),
         _ => Err(errors),
     }
+}
+
+fn nul_message(field: &str) -> String {
+    format!("{field} must not contain the NUL character (\\u0000)")
+}
+
+/// The dotted path of the first payload key or string value (at any depth) that holds a
+/// NUL character, which PostgreSQL cannot store in text or JSONB.
+fn first_nul(object: &Map<String, Value>) -> Option<String> {
+    fn join(head: &str, rest: String) -> String {
+        if rest.is_empty() {
+            head.to_owned()
+        } else {
+            format!("{head}.{rest}")
+        }
+    }
+    fn walk(value: &Value) -> Option<String> {
+        match value {
+            Value::String(text) if text.contains('\0') => Some(String::new()),
+            Value::Array(items) => items
+                .iter()
+                .enumerate()
+                .find_map(|(i, item)| walk(item).map(|rest| join(&i.to_string(), rest))),
+            Value::Object(map) => first_nul(map),
+            _ => None,
+        }
+    }
+    object.iter().find_map(|(key, item)| {
+        if key.contains('\0') {
+            return Some(key.replace('\0', "\\u0000"));
+        }
+        walk(item).map(|rest| join(key, rest))
+    })
 }
 
 /// Checks a payload against the event type's entry in the catalogue, then the rules that
@@ -537,5 +590,35 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn nul_anywhere_is_refused_naming_the_field() {
+        let mut v = event("task_created", "task", json!({"title": "t"}));
+        v["caused_by"] = json!("a\u{0}b");
+        let e = only_error(validate_event(0, &v));
+        assert_eq!((e.field.as_str(), e.code), ("caused_by", "invalid_value"));
+
+        let v = event(
+            "task_created",
+            "task",
+            json!({"title": "t", "extra": {"list": ["ok", "x\u{0}"]}}),
+        );
+        let e = only_error(validate_event(0, &v));
+        assert_eq!(e.field, "payload.extra.list.1");
+
+        let v = event("task_created", "task", json!({"title": "t", "k\u{0}": 1}));
+        assert_eq!(only_error(validate_event(0, &v)).field, "payload.k\\u0000");
+    }
+
+    #[test]
+    fn a_timestamp_before_year_one_is_refused() {
+        let mut v = event("task_created", "task", json!({"title": "t"}));
+        v["occurred_at"] = json!("0000-06-01T00:00:00Z");
+        let e = only_error(validate_event(0, &v));
+        assert_eq!(
+            (e.field.as_str(), e.code),
+            ("occurred_at", "invalid_timestamp")
+        );
     }
 }

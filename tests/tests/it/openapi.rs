@@ -156,7 +156,7 @@ async fn the_document_is_served_without_a_key_and_is_valid_openapi_3() {
     );
     assert_eq!(
         schemas["ErrorCode"]["enum"].as_array().unwrap().len(),
-        10,
+        13,
         "{}",
         schemas["ErrorCode"]
     );

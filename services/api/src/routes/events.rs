@@ -1,14 +1,14 @@
 //! `POST /v1/events`: all-or-nothing, idempotent ingest of a JSON array or NDJSON.
 
-use actix_web::{http::header, web, HttpRequest, HttpResponse};
+use actix_web::{web, HttpRequest, HttpResponse};
 use flowmeter_shared::auth::Role;
 use flowmeter_shared::db::events::{self as event_repo, ProjectAppend};
 use flowmeter_shared::events::{validate_event, NewEvent};
-use futures_util::StreamExt;
 use serde::Serialize;
 use serde_json::{json, Value};
 use utoipa::ToSchema;
 
+use super::body;
 use crate::auth::Principal;
 use crate::error::{ApiError, ErrorBody};
 use crate::event_schemas::EventInput;
@@ -33,48 +33,32 @@ pub struct IngestResponse {
     pub projects: Vec<ProjectAppend>,
 }
 
-/// Reads the body up to the configured limit; a larger body is a 413 before it is all read.
-async fn read_body(
-    req: &HttpRequest,
-    mut payload: web::Payload,
-    limit: usize,
-) -> Result<web::BytesMut, ApiError> {
-    let too_large = || ApiError::PayloadTooLarge {
-        message: format!("the request body is larger than {limit} bytes"),
-        details: json!({ "max_bytes": limit }),
-    };
-    let declared = req
-        .headers()
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<usize>().ok());
-    if declared.is_some_and(|n| n > limit) {
-        return Err(too_large());
-    }
-    let mut body = web::BytesMut::with_capacity(declared.unwrap_or(8 * 1024).min(limit));
-    while let Some(chunk) = payload.next().await {
-        let chunk = chunk
-            .map_err(|e| ApiError::bad_field("body", format!("reading the body failed: {e}")))?;
-        if body.len() + chunk.len() > limit {
-            return Err(too_large());
-        }
-        body.extend_from_slice(&chunk);
-    }
-    Ok(body)
+/// The payload of one event as the producer wrote it (the rest is ignored here).
+#[derive(serde::Deserialize)]
+struct RawPayload<'a> {
+    #[serde(borrow, default)]
+    payload: Option<&'a serde_json::value::RawValue>,
 }
 
-fn is_ndjson(req: &HttpRequest) -> bool {
-    req.headers()
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .map(|v| {
-            v.split(';')
-                .next()
-                .unwrap_or("")
-                .trim()
-                .to_ascii_lowercase()
-        })
-        .is_some_and(|v| v == "application/x-ndjson" || v == "application/ndjson")
+/// The payload texts of a batch, by event, exactly as sent: what is stored, so numbers keep
+/// every digit (the parsed values hold them as `f64`). `None` where the event is not an
+/// object with one payload (validation refuses those anyway).
+fn payload_texts(body: &str, ndjson: bool) -> Vec<Option<String>> {
+    let text_of = |raw: RawPayload<'_>| raw.payload.map(|p| p.get().to_owned());
+    if ndjson {
+        return body
+            .lines()
+            .filter(|line| !line.trim().is_empty())
+            .map(|line| serde_json::from_str(line).ok().and_then(text_of))
+            .collect();
+    }
+    match serde_json::from_str::<Vec<&serde_json::value::RawValue>>(body) {
+        Ok(items) => items
+            .into_iter()
+            .map(|item| serde_json::from_str(item.get()).ok().and_then(text_of))
+            .collect(),
+        Err(_) => Vec::new(),
+    }
 }
 
 /// Parses the body into raw event values without interpreting them yet.
@@ -113,7 +97,7 @@ fn parse_batch(body: &[u8], ndjson: bool) -> Result<Vec<Value>, ApiError> {
     path = "/v1/events",
     tag = "ingest",
     request_body(
-        description = "A JSON array of events, or one event per line with `Content-Type: application/x-ndjson`. All or nothing: one invalid event refuses the batch.",
+        description = "A JSON array of events, or one event per line with `Content-Type: application/x-ndjson`; optionally `Content-Encoding: gzip`. All or nothing: one invalid event refuses the batch. Payload numbers are stored exactly as sent.",
         content(
             (Vec<EventInput> = "application/json"),
             (EventInput = "application/x-ndjson"),
@@ -123,7 +107,10 @@ fn parse_batch(body: &[u8], ndjson: bool) -> Result<Vec<Value>, ApiError> {
     responses(
         (status = 200, description = "Every event is stored or was already stored.", body = IngestResponse),
         (status = 400, description = "`bad_request`: the body is not valid JSON or NDJSON.", body = ErrorBody),
-        (status = 413, description = "`payload_too_large`: the body or the batch is over its limit (`details.max_bytes`, `details.max_events`).", body = ErrorBody),
+        (status = 408, description = "`request_timeout`: the body did not arrive within `FLOWMETER_HTTP_BODY_TIMEOUT_MS`.", body = ErrorBody),
+        (status = 409, description = "`conflict`: an event reuses a stored event_id (or one earlier in the batch) with different content; `details.conflicts` lists each as `{index, event_id}`, nothing was stored.", body = ErrorBody),
+        (status = 413, description = "`payload_too_large`: the body (after gzip decompression) or the batch is over its limit (`details.max_bytes`, `details.max_events`).", body = ErrorBody),
+        (status = 415, description = "`unsupported_media_type`: a `Content-Type` other than `application/json` or `application/x-ndjson`, or a `Content-Encoding` other than `gzip`.", body = ErrorBody),
         (status = 422, description = "`validation_error`: invalid events; `details.errors` lists every invalid field of every invalid event as a `FieldError`, nothing was stored.", body = ErrorBody),
         (status = 503, description = "`service_unavailable`: the database is unavailable, or ingest is switched off.", body = ErrorBody),
     )
@@ -138,8 +125,14 @@ pub async fn post_events(
     crate::routes::metrics::require_feature(&state, crate::settings::Feature::Ingest)?;
     principal.require_role(Role::Ingest)?;
     let settings = &state.settings;
-    let body = read_body(&req, payload, settings.ingest_max_bytes).await?;
-    let raw = parse_batch(&body, is_ndjson(&req))?;
+    let ndjson = body::format(&req, true)? == body::BodyFormat::Ndjson;
+    let rules = body::BodyRules {
+        max_bytes: settings.ingest_max_bytes,
+        timeout: settings.http_body_timeout,
+        gzip: true,
+    };
+    let body = body::read(&req, payload, rules).await?;
+    let raw = parse_batch(&body, ndjson)?;
     tracing::Span::current().record("events", raw.len());
     if raw.len() > settings.ingest_max_events {
         return Err(ApiError::PayloadTooLarge {
@@ -155,8 +148,12 @@ pub async fn post_events(
     let mut events: Vec<NewEvent> = Vec::with_capacity(raw.len());
     let mut errors = Vec::new();
     let mut invalid_events = 0;
+    // parse_batch succeeded, so the body is UTF-8.
+    let mut texts =
+        payload_texts(std::str::from_utf8(&body).unwrap_or_default(), ndjson).into_iter();
     let now = chrono::Utc::now();
     for (index, value) in raw.iter().enumerate() {
+        let text = texts.next().flatten();
         match validate_event(index, value).and_then(|event| {
             settings
                 .event_time_bounds
@@ -164,7 +161,10 @@ pub async fn post_events(
                 .map(|()| event)
                 .map_err(|error| vec![error])
         }) {
-            Ok(event) => events.push(event),
+            Ok(event) => events.push(NewEvent {
+                payload_text: text,
+                ..event
+            }),
             Err(event_errors) => {
                 invalid_events += 1;
                 errors.extend(event_errors);
@@ -189,13 +189,17 @@ pub async fn post_events(
         principal.require_project(event.project_id)?;
     }
 
-    let mut client = state.pool.get().await?;
-    let tx = client.transaction().await?;
-    let projects = event_repo::append(&tx, &events).await?;
-    for project in projects.iter().filter(|p| p.accepted > 0) {
-        event_repo::notify_appended(&tx, project.project_id).await?;
-    }
-    tx.commit().await?;
+    let projects = crate::deadline::bounded(&state, async {
+        let mut client = state.pool.get().await?;
+        let tx = client.transaction().await?;
+        let projects = event_repo::append(&tx, &events).await?;
+        for project in projects.iter().filter(|p| p.accepted > 0) {
+            event_repo::notify_appended(&tx, project.project_id).await?;
+        }
+        tx.commit().await?;
+        Ok(projects)
+    })
+    .await?;
 
     let accepted: u64 = projects.iter().map(|p| p.accepted).sum();
     let duplicates: u64 = projects.iter().map(|p| p.duplicates).sum();
@@ -212,4 +216,33 @@ pub async fn post_events(
         duplicates,
         projects,
     }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn payload_texts_keep_every_digit_in_arrays_and_ndjson() {
+        let array =
+            r#"[{"payload": {"n": 12345678901234567890123}, "x": 1}, 7, {"payload": null}]"#;
+        assert_eq!(
+            payload_texts(array, false),
+            vec![
+                Some(r#"{"n": 12345678901234567890123}"#.to_owned()),
+                None,
+                None
+            ]
+        );
+        let ndjson = "{\"payload\":{\"r\":0.1000000000000000055511151231257827}}\n\n{\"a\":1}\n";
+        assert_eq!(
+            payload_texts(ndjson, true),
+            vec![
+                Some(r#"{"r":0.1000000000000000055511151231257827}"#.to_owned()),
+                None
+            ]
+        );
+        // One text per event of parse_batch, in the same order.
+        assert_eq!(parse_batch(ndjson.as_bytes(), true).unwrap().len(), 2);
+    }
 }

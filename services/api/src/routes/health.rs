@@ -1,7 +1,6 @@
 //! Liveness and database health. No key needed (expose on an internal network).
 
 use std::collections::BTreeMap;
-use std::time::Duration;
 
 use actix_web::{web, HttpResponse};
 use chrono::{DateTime, Utc};
@@ -57,6 +56,25 @@ pub struct FullHealth {
     pub version: &'static str,
     /// The service's build version.
     pub service_version: &'static str,
+    /// When `down`: `service_unavailable`. With `message`, `details`, `request_id` and
+    /// `timestamp` these are the error envelope's fields beside the checks, so a client
+    /// reading either shape understands the 503.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<crate::error::ErrorCode>,
+    /// When `down`: why, in a sentence.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+    /// When `down`: `{}`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>)]
+    pub details: Option<serde_json::Value>,
+    /// When `down`: the request's id (also in `X-Request-ID`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub request_id: Option<String>,
+    /// When `down`: when the answer was given (RFC 3339, UTC, milliseconds).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(format = DateTime)]
+    pub timestamp: Option<String>,
 }
 
 /// `database` of `/health/all`.
@@ -140,7 +158,7 @@ pub async fn get_health_db(state: web::Data<AppState>) -> Result<HttpResponse, A
         }
         Ok::<_, ApiError>(())
     };
-    let timeout = state.settings.database.connect_timeout + Duration::from_millis(500);
+    let timeout = state.settings.database.timeout;
     match tokio::time::timeout(timeout, ping).await {
         Ok(Ok(())) => Ok(HttpResponse::Ok().json(DatabaseHealth {
             status: "ok",
@@ -186,7 +204,7 @@ pub async fn get_health_all(state: web::Data<AppState>) -> HttpResponse {
         let progress = checkpoints::progress(&client).await?;
         Ok::<_, anyhow::Error>((latency, pending, progress))
     };
-    let timeout = state.settings.database.connect_timeout + Duration::from_millis(500);
+    let timeout = state.settings.database.timeout;
     let mut health = FullHealth {
         status: "down",
         database: DatabaseCheck {
@@ -199,6 +217,11 @@ pub async fn get_health_all(state: web::Data<AppState>) -> HttpResponse {
         kill_switches,
         version: flowmeter_shared::API_VERSION,
         service_version: env!("CARGO_PKG_VERSION"),
+        error: None,
+        message: None,
+        details: None,
+        request_id: None,
+        timestamp: None,
     };
     match tokio::time::timeout(timeout, checks).await {
         Ok(Ok((latency, pending, progress))) => {
@@ -245,6 +268,16 @@ pub async fn get_health_all(state: web::Data<AppState>) -> HttpResponse {
         Err(_) => health.database.reason = Some("timeout"),
     }
     let status = if health.status == "down" {
+        let message = match (health.database.status, health.database.reason) {
+            ("up", _) => "migrations are pending",
+            (_, Some("timeout")) => "the database did not answer in time",
+            _ => "the database is unreachable",
+        };
+        health.error = Some(crate::error::ErrorCode::ServiceUnavailable);
+        health.message = Some(message.to_owned());
+        health.details = Some(serde_json::json!({}));
+        health.request_id = Some(crate::context::current_request_id());
+        health.timestamp = Some(Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true));
         actix_web::http::StatusCode::SERVICE_UNAVAILABLE
     } else {
         actix_web::http::StatusCode::OK

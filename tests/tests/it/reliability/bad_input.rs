@@ -22,7 +22,10 @@ async fn send(
             .header("content-type", "application/json")
             .body(body);
     }
-    let response = request.send().await.unwrap();
+    let response = match request.send().await {
+        Ok(response) => response,
+        Err(e) => return (0, Value::Null, format!("no answer: {e:?}")),
+    };
     let status = response.status().as_u16();
     let text = response.text().await.unwrap_or_default();
     let json = serde_json::from_str(&text).unwrap_or(Value::Null);
@@ -111,6 +114,13 @@ async fn the_bad_input_matrix_gets_documented_4xx_on_every_route() {
                 400,
                 "project_id",
             ),
+            (
+                "NUL in project_id",
+                format!("project_id={p}%00"),
+                422,
+                "project_id",
+            ),
+            ("NUL alone", "project_id=%00".to_string(), 422, "project_id"),
         ] {
             expect(
                 format!("GET {path} {case}"),
@@ -167,6 +177,29 @@ async fn the_bad_input_matrix_gets_documented_4xx_on_every_route() {
         (format!("/v1/metrics/alerts?project_id={p}&limit=0"), 422, "limit"),
         (format!("/v1/metrics/alerts?project_id={p}&cursor={injection}"), 400, "cursor"),
         (format!("/v1/metrics/alerts?project_id={p}&severity={injection}"), 422, "severity"),
+        // NUL in every kind of parameter, and instants outside the years 1–9999 (SPEC §14).
+        (format!("/v1/metrics/summary?project_id={p}&timestamp=-5000-01-01"), 422, "timestamp"),
+        (format!("/v1/metrics/summary?project_id={p}&timestamp=%2B10000-01-01"), 422, "timestamp"),
+        (format!("/v1/metrics/summary?project_id={p}&timestamp=0000-06-01T00:00:00Z"), 422, "timestamp"),
+        (format!("/v1/metrics/summary?project_id={p}&timestamp=2026-01-01%00"), 422, "timestamp"),
+        (format!("/v1/metrics/trends?project_id={p}&metric=wip&start_date=-5000-01-01&end_date=2026-02-01"), 422, "start_date"),
+        (format!("/v1/metrics/trends?project_id={p}&metric=wip&start_date=2026-01-01&end_date=%2B99999-01-01"), 422, "end_date"),
+        (format!("/v1/metrics/trends?project_id={p}&metric=wip%00&start_date=2026-01-01&end_date=2026-02-01"), 422, "metric"),
+        (format!("/v1/metrics/trends?project_id={p}&metric=throughput&start_date=2026-01-01&end_date=2026-02-01&dimensions=phase%00"), 422, "dimensions"),
+        (format!("/v1/metrics/trends?project_id={p}&metric=wip&start_date=2026-01-01&end_date=2026-02-01&granularity=%00"), 422, "granularity"),
+        (format!("/v1/metrics/breakdown?project_id={p}&metric=wip&dimension=phase&filters=%7B%22assignee%22%3A%22a%5Cu0000%22%7D"), 422, "filters"),
+        (format!("/v1/metrics/breakdown?project_id={p}&metric=wip&dimension=phase&filters=%7B%22assignee%22%3A%5B%22%5Cu0000%22%5D%7D"), 422, "filters"),
+        (format!("/v1/metrics/breakdown?project_id={p}&metric=wip&dimension=phase%00"), 422, "dimension"),
+        (format!("/v1/metrics/breakdown?project_id={p}&metric=wip&dimension=phase&time_range=7d%00"), 422, "time_range"),
+        (format!("/v1/metrics/drilldown?project_id={p}&metric=wip&filters=%7B%22phase%22%3A%22%5Cu0000%22%7D"), 422, "filters"),
+        (format!("/v1/metrics/drilldown?project_id={p}&metric=wip&sort_by=value%00"), 422, "sort_by"),
+        (format!("/v1/metrics/drilldown?project_id={p}&metric=wip&limit=5%00"), 422, "limit"),
+        (format!("/v1/metrics/alerts?project_id={p}&metric_key=DPI%00"), 422, "metric_key"),
+        (format!("/v1/metrics/alerts?project_id={p}&state=firing%00"), 422, "state"),
+        (format!("/v1/metrics/alerts?project_id={p}&cursor=%00"), 422, "cursor"),
+        (format!("/v1/metrics/alerts?project_id={p}&cursor=999999999999999999.{}", Uuid::nil().simple()), 422, "cursor"),
+        (format!("/v1/metrics/alerts?project_id={p}&cursor=-99999999999999999.{}", Uuid::nil().simple()), 422, "cursor"),
+        (format!("/v1/metrics/alerts?project_id={p}&cursor=9223372036854775807.{}", Uuid::nil().simple()), 400, "cursor"),
     ];
     for (path, status, field) in cases {
         let answer = send(&app, get.clone(), &path, None).await;
@@ -265,6 +298,61 @@ async fn the_bad_input_matrix_gets_documented_4xx_on_every_route() {
         let answer = send(&app, post.clone(), "/v1/events", Some(body)).await;
         expect(format!("POST /v1/events {case}"), answer, status, None);
     }
+    // NUL in every string field, payload key and value, and timestamps outside the years
+    // 1–9999: 422 naming the field in details.errors.
+    let payload_with = |payload: Value| {
+        let mut event = valid();
+        event["payload"] = payload;
+        serde_json::to_vec(&json!([event])).unwrap()
+    };
+    let nul_cases: Vec<(&str, Vec<u8>)> = vec![
+        ("project_id", with("project_id", json!(format!("{p}\u{0}")))),
+        ("event_id", with("event_id", json!("e\u{0}1"))),
+        ("entity_type", with("entity_type", json!("task\u{0}"))),
+        ("entity_id", with("entity_id", json!("\u{0}"))),
+        ("event_type", with("event_type", json!("task_created\u{0}"))),
+        (
+            "occurred_at",
+            with("occurred_at", json!("2026-01-01T00:00:00Z\u{0}")),
+        ),
+        (
+            "occurred_at",
+            with("occurred_at", json!("0000-01-01T00:00:00Z")),
+        ),
+        (
+            "occurred_at",
+            with("occurred_at", json!("-5000-01-01T00:00:00Z")),
+        ),
+        (
+            "occurred_at",
+            with("occurred_at", json!("10000-01-01T00:00:00Z")),
+        ),
+        ("caused_by", with("caused_by", json!("x\u{0}"))),
+        ("correlation_id", with("correlation_id", json!("\u{0}c"))),
+        ("payload.title", payload_with(json!({"title": "a\u{0}b"}))),
+        (
+            "payload.assignee",
+            payload_with(json!({"title": "t", "assignee": "\u{0}"})),
+        ),
+        (
+            "payload.k\\u0000",
+            payload_with(json!({"title": "t", "k\u{0}": 1})),
+        ),
+        (
+            "payload.extra.list.1",
+            payload_with(json!({"title": "t", "extra": {"list": ["ok", "\u{0}"]}})),
+        ),
+    ];
+    let mut unnamed = Vec::new();
+    for (field, body) in nul_cases {
+        let (status, response, text) = send(&app, post.clone(), "/v1/events", Some(body)).await;
+        let named = response["details"]["errors"][0]["field"].as_str();
+        if status != 422 || named != Some(field) {
+            unnamed.push(format!(
+                "POST /v1/events bad {field}: {status}, names {named:?}: {text}"
+            ));
+        }
+    }
     let stored: i64 = app
         .db
         .client()
@@ -323,10 +411,36 @@ async fn the_bad_input_matrix_gets_documented_4xx_on_every_route() {
             Some(b"{\"reason\": \"\xff\"}".to_vec()),
             400,
         ),
+        (
+            "NUL in the reason",
+            ack.clone(),
+            Some(b"{\"reason\": \"seen\\u0000\"}".to_vec()),
+            422,
+        ),
+        (
+            "NUL in project_id",
+            format!("/v1/metrics/alerts/{alert}/acknowledge?project_id={p}%00"),
+            None,
+            422,
+        ),
     ] {
         let answer = send(&app, post.clone(), &path, body).await;
         expect(format!("POST acknowledge {case}"), answer, status, None);
     }
+    let answer = send(
+        &app,
+        post.clone(),
+        &ack,
+        Some(b"{\"reason\": \"\\u0000\"}".to_vec()),
+    )
+    .await;
+    expect(
+        "POST acknowledge NUL reason".into(),
+        answer,
+        422,
+        Some("reason"),
+    );
+    failures.extend(unnamed);
     assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
 
@@ -365,6 +479,14 @@ fn query_strategy(project: Uuid) -> impl Strategy<Value = String> {
         "\\PC{0,24}",
         Just("{\"phase\": [\"a\", 1, null]}".to_owned()),
         Just("%%%".to_owned()),
+        // NUL, alone or inside values and JSON filters (SPEC §14).
+        "[a-z0-9_-]{0,6}\\x00[a-z0-9_-]{0,6}",
+        Just("{\"phase\": \"a\\u0000\"}".to_owned()),
+        // Instants and cursors far outside the years 1–9999.
+        "[+-][0-9]{5,6}-0[1-9]-[12][0-9](T00:00:00Z)?",
+        "-[0-9]{4}-01-01",
+        "0000-0[1-9]-[12][0-9]T[0-2][0-9]:00:00Z",
+        "-?[0-9]{15,19}\\.[0-9a-f]{32}",
     ];
     prop::collection::vec((prop::sample::select(NAMES.to_vec()), value), 0..6).prop_map(|pairs| {
         pairs
@@ -397,11 +519,13 @@ fn json_strategy() -> impl Strategy<Value = Value> {
             .prop_filter("finite", |f| f.is_finite())
             .prop_map(Value::from),
         "\\PC{0,16}".prop_map(Value::from),
+        "\\PC{0,4}\\x00\\PC{0,4}".prop_map(Value::from),
+        "[+-]?[0-9]{4,6}-[01][0-9]-[0-3][0-9]T[0-2][0-9]:00:00Z".prop_map(Value::from),
     ];
     leaf.prop_recursive(3, 24, 4, |inner| {
         prop_oneof![
             prop::collection::vec(inner.clone(), 0..4).prop_map(Value::Array),
-            prop::collection::btree_map("[a-z_]{1,12}", inner, 0..4)
+            prop::collection::btree_map("[a-z_]{1,12}(\\x00)?", inner, 0..4)
                 .prop_map(|m| Value::Object(m.into_iter().collect())),
         ]
     })
@@ -469,7 +593,8 @@ async fn generated_query_strings_and_event_bodies_never_get_a_500() {
                 None,
             )
             .await;
-            if status >= 500 || (status >= 400 && body.get("error").is_none()) {
+            let unnamed = matches!(status, 400 | 422) && !body["details"]["field"].is_string();
+            if status >= 500 || (status >= 400 && body.get("error").is_none()) || unnamed {
                 problems.push(format!("GET {route}?{query} → {status} {text}"));
             }
         }
@@ -484,7 +609,18 @@ async fn generated_query_strings_and_event_bodies_never_get_a_500() {
             Some(serde_json::to_vec(&body).unwrap()),
         )
         .await;
-        if status >= 500 || (status >= 400 && response.get("error").is_none()) {
+        let details = &response["details"];
+        let named = match status {
+            400 => details["field"].is_string(),
+            422 => details["errors"].as_array().is_some_and(|errors| {
+                !errors.is_empty() && errors.iter().all(|e| e["field"].is_string())
+            }),
+            409 => details["conflicts"]
+                .as_array()
+                .is_some_and(|c| !c.is_empty()),
+            _ => true,
+        };
+        if status >= 500 || (status >= 400 && response.get("error").is_none()) || !named {
             problems.push(format!("POST /v1/events {body} → {status} {text}"));
         }
     }

@@ -6,6 +6,9 @@
 //! | no skip, no double count: 8 writers (some rolling back) and 2 workers | `writers` |
 //! | a worker killed mid-batch is replaced, nothing partial | `fold::daemon::a_worker_killed_mid_run_leaves_nothing_partial_and_another_takes_over` |
 //! | PostgreSQL restarted under load: quick 503s, the pool recovers, nothing lost | `restart` |
+//! | PostgreSQL frozen (SIGSTOP): 503 within the database timeout, recovery, nothing lost | `frozen_db` |
+//! | conflicting duplicates, exact numbers, gzip, 415, 408, the envelope everywhere | `hardening` |
+//! | limits on the key id whatever its spelling; failed authentication per address | `rate_limits` |
 //! | bad input on every route is a documented 4xx, never a 500 (matrix and generated cases) | `bad_input` |
 //! | every route × every kind of key | `auth_matrix` |
 //! | SIGTERM finishes in-flight requests and the current fold batch | `shutdown` |
@@ -13,7 +16,10 @@
 
 mod auth_matrix;
 mod bad_input;
+mod frozen_db;
+mod hardening;
 mod load;
+mod rate_limits;
 mod restart;
 mod shutdown;
 mod writers;
@@ -115,11 +121,17 @@ fn routes(project: Uuid, alert: Uuid) -> Vec<Route> {
             method: reqwest::Method::POST,
             path: "/v1/events".into(),
             role: Some(Role::Ingest),
-            body: Some(json!([EventBuilder::for_project(p).task_created(
-                &format!("new-{}", Uuid::new_v4().simple()),
-                Utc::now(),
-                json!({})
-            )])),
+            body: Some(Value::Array(vec![{
+                // Its own event id: the seeded project's builder ids are taken (a reuse
+                // with other content is a conflict).
+                let mut event = EventBuilder::for_project(p).task_created(
+                    &format!("new-{}", Uuid::new_v4().simple()),
+                    Utc::now(),
+                    json!({}),
+                );
+                event["event_id"] = json!(format!("new-{}", Uuid::new_v4().simple()));
+                event
+            }])),
         },
         Route {
             method: reqwest::Method::POST,

@@ -18,7 +18,7 @@ fn pg_local_script() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../scripts/pg-local")
 }
 
-fn pg_local(action: &str, dir: &Path) -> String {
+pub(super) fn pg_local(action: &str, dir: &Path) -> String {
     let out = Command::new(pg_local_script())
         .arg(action)
         .arg(dir)
@@ -33,12 +33,12 @@ fn pg_local(action: &str, dir: &Path) -> String {
 }
 
 /// A private cluster, destroyed when dropped.
-struct Cluster {
+pub(super) struct Cluster {
     root: PathBuf,
 }
 
 impl Cluster {
-    fn start() -> (Cluster, String) {
+    pub(super) fn start() -> (Cluster, String) {
         let root =
             std::env::temp_dir().join(format!("flowmeter-restart-{}", Uuid::new_v4().simple()));
         std::fs::create_dir_all(&root).unwrap();
@@ -53,7 +53,7 @@ impl Cluster {
         (cluster, url)
     }
 
-    fn dir(&self) -> PathBuf {
+    pub(super) fn dir(&self) -> PathBuf {
         self.root.join("cluster")
     }
 }

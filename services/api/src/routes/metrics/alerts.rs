@@ -90,6 +90,8 @@ pub const STATES: [&str; 2] = ["firing", "resolved"];
 const BOOLEANS: [&str; 2] = ["true", "false"];
 /// Longest acknowledgement reason.
 const MAX_REASON_CHARS: usize = 1000;
+/// Largest acknowledgement body (a reason of 1000 characters fits many times over).
+const MAX_ACK_BODY_BYTES: usize = 256 * 1024;
 /// Longest acknowledgement expiry (one year).
 const MAX_EXPIRY_MINUTES: i64 = 525_600;
 
@@ -183,6 +185,13 @@ fn parse_cursor(raw: &str) -> Result<Cursor, ApiError> {
         .ok()
         .and_then(DateTime::<Utc>::from_timestamp_micros)
         .ok_or_else(bad)?;
+    if !super::params::in_supported_years(at) {
+        return Err(ApiError::invalid_field(
+            "cursor",
+            "cursor points outside the years 1–9999; pass a next_cursor this API returned",
+            &[],
+        ));
+    }
     let id = Uuid::try_parse(id).map_err(|_| bad())?;
     Ok((at, id))
 }
@@ -205,7 +214,10 @@ fn parse_cursor(raw: &str) -> Result<Cursor, ApiError> {
         (status = 401, description = "`unauthorized`: no valid key.", body = ErrorBody),
         (status = 403, description = "`forbidden`: the key lacks the planner role or the project.", body = ErrorBody),
         (status = 404, description = "`not_found`: no such project, or no such alert in it.", body = ErrorBody),
-        (status = 422, description = "`validation_error`: an unknown field or a value out of range.", body = ErrorBody),
+        (status = 408, description = "`request_timeout`: the body did not arrive within `FLOWMETER_HTTP_BODY_TIMEOUT_MS`.", body = ErrorBody),
+        (status = 413, description = "`payload_too_large`: the body is over 256 KiB (`details.max_bytes`).", body = ErrorBody),
+        (status = 415, description = "`unsupported_media_type`: a body that is not `application/json`, or a `Content-Encoding`.", body = ErrorBody),
+        (status = 422, description = "`validation_error`: an unknown field, a NUL character or a value out of range.", body = ErrorBody),
         (status = 503, description = "`service_unavailable`: the database is unavailable, or alerts are switched off.", body = ErrorBody),
     )
 )]
@@ -214,7 +226,7 @@ pub async fn acknowledge(
     principal: Principal,
     state: web::Data<AppState>,
     path: web::Path<String>,
-    body: web::Bytes,
+    payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
     require_feature(&state, Feature::Alerts)?;
     let params = super::params::Params::parse(req.query_string(), &super::PROJECT_PARAMETERS)?;
@@ -223,22 +235,38 @@ pub async fn acknowledge(
     let alert_id = Uuid::try_parse(path.trim()).map_err(|_| {
         ApiError::bad_field("id", format!("alert id {:?} is not a UUID", path.as_str()))
     })?;
+    let body = crate::routes::body::read(
+        &req,
+        payload,
+        crate::routes::body::BodyRules {
+            max_bytes: MAX_ACK_BODY_BYTES,
+            timeout: state.settings.http_body_timeout,
+            gzip: false,
+        },
+    )
+    .await?;
+    if !body.iter().all(u8::is_ascii_whitespace) {
+        crate::routes::body::format(&req, false)?;
+    }
     let (reason, expires_in_minutes) = parse_ack_body(&body)?;
 
-    let client = state.pool.get().await?;
-    if events::find_project(&client, project_id).await?.is_none() {
-        return Err(ApiError::NotFound(format!("no project {project_id}")));
-    }
-    let alert = alerts::acknowledge(
-        &client,
-        project_id,
-        alert_id,
-        &principal.actor(),
-        reason.as_deref(),
-        expires_in_minutes,
-    )
-    .await?
-    .ok_or_else(|| ApiError::NotFound(format!("no alert {alert_id} in project {project_id}")))?;
+    let alert = crate::deadline::bounded(&state, async {
+        let client = state.pool.get().await?;
+        if events::find_project(&client, project_id).await?.is_none() {
+            return Err(ApiError::NotFound(format!("no project {project_id}")));
+        }
+        alerts::acknowledge(
+            &client,
+            project_id,
+            alert_id,
+            &principal.actor(),
+            reason.as_deref(),
+            expires_in_minutes,
+        )
+        .await?
+        .ok_or_else(|| ApiError::NotFound(format!("no alert {alert_id} in project {project_id}")))
+    })
+    .await?;
     Ok(HttpResponse::Ok().json(AcknowledgeResponse {
         version: flowmeter_shared::API_VERSION,
         alert,
@@ -269,6 +297,13 @@ fn parse_ack_body(body: &[u8]) -> Result<(Option<String>, Option<i64>), ApiError
     }
     let reason = match map.get("reason") {
         None | Some(Value::Null) => None,
+        Some(Value::String(text)) if text.contains('\0') => {
+            return Err(ApiError::invalid_field(
+                "reason",
+                "reason must not contain the NUL character (\\u0000)",
+                &[],
+            ))
+        }
         Some(Value::String(text)) if text.chars().count() <= MAX_REASON_CHARS => Some(text.clone()),
         Some(Value::String(_)) => {
             return Err(ApiError::invalid_field(

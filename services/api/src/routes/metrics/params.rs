@@ -25,6 +25,15 @@ impl Params {
         })?;
         let mut values = BTreeMap::new();
         for (name, value) in pairs {
+            // PostgreSQL cannot store or compare NUL; no parameter may carry one.
+            if name.contains('\0') || value.contains('\0') {
+                let field = name.replace('\0', "\\u0000");
+                return Err(ApiError::invalid_field(
+                    &field,
+                    format!("{field} must not contain the NUL character (%00)"),
+                    &[],
+                ));
+            }
             if !allowed.iter().any(|a| a.as_ref() == name) {
                 return Err(ApiError::BadRequest {
                     message: format!("unknown parameter {name}"),
@@ -61,12 +70,20 @@ impl Params {
         let Some(raw) = self.get(name) else {
             return Ok(None);
         };
-        parse_instant(raw.trim(), end_of_day).map(Some).ok_or_else(|| {
+        let instant = parse_instant(raw.trim(), end_of_day).ok_or_else(|| {
             ApiError::bad_field(
                 name,
                 format!("{name} must be a date (2026-03-01) or an RFC 3339 date-time (2026-03-01T12:00:00Z)"),
             )
-        })
+        })?;
+        if !in_supported_years(instant) {
+            return Err(ApiError::invalid_field(
+                name,
+                format!("{name} must lie between the years 1 and 9999"),
+                &[],
+            ));
+        }
+        Ok(Some(instant))
     }
 }
 
@@ -127,6 +144,13 @@ impl Params {
                     .collect(),
                 _ => None,
             };
+            if key.contains('\0') || values.iter().flatten().any(|v| v.contains('\0')) {
+                return Err(ApiError::invalid_field(
+                    name,
+                    format!("filter {:?} must not contain the NUL character", key),
+                    &[],
+                ));
+            }
             let values = values.filter(|v| !v.is_empty()).ok_or_else(|| {
                 ApiError::invalid_field(
                     name,
@@ -147,6 +171,12 @@ pub fn query_names<P: utoipa::IntoParams>() -> Vec<String> {
         .into_iter()
         .map(|p| p.name)
         .collect()
+}
+
+/// Whether an instant lies in the years 1–9999, which PostgreSQL, RFC 3339 and the read
+/// model all represent (SPEC §14).
+pub fn in_supported_years(instant: DateTime<Utc>) -> bool {
+    (1..=9999).contains(&chrono::Datelike::year(&instant))
 }
 
 /// Parses a date or date-time; a date is its day's start (or the next day's, for an
@@ -179,5 +209,33 @@ mod tests {
         assert!(parse_instant("2026-02-30", false).is_none());
         assert!(parse_instant("yesterday", false).is_none());
         assert!(parse_instant("2026-03-01T10:00:00+02:00", false).is_some());
+    }
+
+    #[test]
+    fn nul_and_years_outside_1_to_9999_are_422_naming_the_field() {
+        for (query, field) in [
+            ("timestamp=-5000-01-01", "timestamp"),
+            ("timestamp=%2B10000-01-01", "timestamp"),
+            ("timestamp=0000-12-31T23:00:00Z", "timestamp"),
+            ("timestamp=2026-01-01%00", "timestamp"),
+        ] {
+            let params = Params::parse(query, &["timestamp"]);
+            let error = match params {
+                Err(e) => e,
+                Ok(p) => p.instant("timestamp", false).unwrap_err(),
+            };
+            match error {
+                ApiError::Validation { details, .. } => {
+                    assert_eq!(details["field"], field, "{query}")
+                }
+                other => panic!("{query}: {other:?}"),
+            }
+        }
+        let params =
+            Params::parse("filters=%7B%22a%22%3A%22x%5Cu0000%22%7D", &["filters"]).unwrap();
+        assert!(matches!(
+            params.filters("filters", &["a"]),
+            Err(ApiError::Validation { .. })
+        ));
     }
 }

@@ -93,7 +93,9 @@ pub async fn get_summary(
     .await?;
     // Back to the pool before the key check, which may take a primary connection.
     drop(client);
-    let principal = credentials.verify(&state.pool, read.key).await?;
+    let verified = credentials.verify(&state.pool, read.key).await;
+    let principal = crate::failed_auth::observe(&req, verified)?;
+    crate::rate_limit::admit(&req, &principal)?;
     principal.require(Role::Viewer, project_id)?;
     if !read.project_exists {
         return Err(ApiError::NotFound(format!("no project {project_id}")));
