@@ -474,6 +474,19 @@ async fn append_batch(
     ))
 }
 
+/// The payload of one event line exactly as written (`None` when it has none).
+fn raw_payload(line: &str) -> Option<String> {
+    #[derive(serde::Deserialize)]
+    struct Raw<'a> {
+        #[serde(borrow, default)]
+        payload: Option<&'a serde_json::value::RawValue>,
+    }
+    serde_json::from_str::<Raw<'_>>(line)
+        .ok()?
+        .payload
+        .map(|p| p.get().to_owned())
+}
+
 /// Two passes: validate every line (nothing is stored when any is invalid), then append in
 /// batches, each in its own transaction, skipping events already stored.
 async fn import(
@@ -499,6 +512,11 @@ async fn import(
                     .check(index, event.occurred_at, now)
                     .map(|()| event)
                     .map_err(|error| vec![error])
+            })
+            // The payload is stored as written, so its numbers keep every digit.
+            .map(|event| NewEvent {
+                payload_text: raw_payload(line),
+                ..event
             })
             .map_err(|errors| {
                 errors.iter().map(|e| {

@@ -301,9 +301,22 @@ impl Worker {
         self.metrics.jobs_running.inc();
         // A panic while folding this project (a bug, a pathological input) fails this
         // project's run like any error, with backoff, and never takes the worker down.
-        let result = std::panic::AssertUnwindSafe(self.fold_once(lease, request, &key))
+        // A run that outlasts its lease could not commit anyway (the checkpoint's
+        // compare-and-set would fail): a database that stops answering fails the run then,
+        // with backoff, instead of holding the worker.
+        let lease_time =
+            Duration::from_secs(u64::try_from(self.settings.lease_seconds).unwrap_or(60));
+        let run = tokio::time::timeout(lease_time, self.fold_once(lease, request, &key));
+        let result = std::panic::AssertUnwindSafe(run)
             .catch_unwind()
             .await
+            .map(|outcome| {
+                outcome.unwrap_or_else(|_| {
+                    Err(RunError::Failed(anyhow::anyhow!(
+                        "the run did not finish within the lease ({lease_time:?}); the database may not be answering"
+                    )))
+                })
+            })
             .unwrap_or_else(|panic| {
                 let message = panic
                     .downcast_ref::<String>()

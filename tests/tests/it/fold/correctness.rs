@@ -415,3 +415,31 @@ async fn import_validates_the_whole_file_before_storing_and_is_idempotent() {
     assert_eq!(event_count(&client).await, events.len() as i64);
     std::fs::remove_dir_all(&dir).ok();
 }
+
+#[tokio::test]
+async fn import_stores_payload_numbers_exactly_as_written() {
+    let app = TestApp::spawn().await;
+    let mut b = EventBuilder::new();
+    let mut event = b.task_created("big", t("2026-03-01T00:00:00Z"), json!({}));
+    event["payload"]["estimate"] = json!(1);
+    let line = event
+        .to_string()
+        .replace("\"estimate\":1", "\"estimate\":12345678901234567890123");
+    let file = std::env::temp_dir().join(format!("flowmeter-exact-{}.ndjson", b.project_id));
+    std::fs::write(&file, format!("{line}\n")).unwrap();
+    let report = worker_json(&app.db.url, &["import", file.to_str().unwrap()], &[]);
+    std::fs::remove_file(&file).ok();
+    assert_eq!(report["accepted"], 1, "{report}");
+    let stored: String = app
+        .db
+        .client()
+        .await
+        .query_one(
+            "SELECT payload->>'estimate' FROM event_log WHERE project_id = $1",
+            &[&b.project_id],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(stored, "12345678901234567890123");
+}
