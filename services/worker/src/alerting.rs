@@ -3,7 +3,7 @@
 
 use chrono::{DateTime, TimeDelta, Utc};
 use flowmeter_shared::config::Feature;
-use flowmeter_shared::db::alerts::{self, Evaluation, SnapshotInputs};
+use flowmeter_shared::db::alerts::{self, Evaluation, Outboxes, SnapshotInputs};
 use flowmeter_shared::db::GenericClient;
 use flowmeter_shared::metrics::actions::{suggest_actions, AlertRef};
 use flowmeter_shared::metrics::{ProjectFacts, SummaryMetrics};
@@ -51,7 +51,10 @@ pub async fn after_snapshot(
                 client,
                 &settings.alert_rules,
                 inputs,
-                settings.alert_webhook_url.is_some(),
+                Outboxes {
+                    webhook: settings.alert_webhook_url.is_some(),
+                    alertmanagers: &settings.alertmanager_urls,
+                },
             )
             .await?;
         } else {

@@ -116,6 +116,12 @@ pub async fn run(worker: Arc<Worker>, shutdown: Arc<Shutdown>) -> anyhow::Result
             shutdown.clone(),
         ))
     });
+    let alertmanager = (!worker.settings.alertmanager_urls.is_empty()).then(|| {
+        tokio::spawn(crate::alertmanager::deliver_until_shutdown(
+            worker.clone(),
+            shutdown.clone(),
+        ))
+    });
     // Catch up with whatever arrived while no worker ran.
     drain_concurrently(&worker, Mode::Batch, false, &shutdown).await;
     let mut next_nrt = next_tick(&worker.settings.nrt_schedule.schedule);
@@ -145,6 +151,9 @@ pub async fn run(worker: Arc<Worker>, shutdown: Arc<Shutdown>) -> anyhow::Result
     listener.abort();
     if let Some(webhook) = webhook {
         let _ = webhook.await;
+    }
+    if let Some(alertmanager) = alertmanager {
+        let _ = alertmanager.await;
     }
     tracing::info!(worker_id = %worker.worker_id, "Worker stopped.");
     Ok(())

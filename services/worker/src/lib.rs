@@ -1,6 +1,7 @@
 //! Flowmeter's worker as a library: it folds the event log into the metrics read model.
 
 pub mod alerting;
+pub mod alertmanager;
 pub mod cli;
 pub mod daemon;
 pub mod demo;

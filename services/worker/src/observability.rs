@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use flowmeter_shared::alerts::Severity;
 use flowmeter_shared::db::alerts::Transition;
-use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::encoding::{EncodeLabelSet, EncodeLabelValue};
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
@@ -56,6 +56,22 @@ pub struct ProjectMetricLabels {
     pub metric: &'static str,
 }
 
+/// Outcome of a post to an Alertmanager.
+#[derive(Debug, Clone, Copy, Hash, PartialEq, Eq, EncodeLabelValue)]
+pub enum PostResult {
+    /// Alertmanager answered 2xx.
+    Success,
+    /// No answer, or not 2xx: the rows stay queued and the Alertmanager backs off.
+    Error,
+}
+
+/// Labels of `flowmeter_alertmanager_posts_total`.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct PostLabels {
+    /// success or error.
+    pub result: PostResult,
+}
+
 /// Metrics of the worker process.
 #[derive(Debug)]
 pub struct WorkerMetrics {
@@ -91,6 +107,11 @@ pub struct WorkerMetrics {
     pub alerts_fired: Family<FiredLabels, Counter>,
     /// `flowmeter_project_metric{project,metric}`: business gauges of the top projects.
     pub project_metric: Family<ProjectMetricLabels, Gauge<f64, std::sync::atomic::AtomicU64>>,
+    /// `flowmeter_alertmanager_posts_total{result}`: posts of alerts to Alertmanagers.
+    pub alertmanager_posts: Family<PostLabels, Counter>,
+    /// `flowmeter_alertmanager_queue_depth`: outbox rows not yet delivered, over every
+    /// Alertmanager.
+    pub alertmanager_queue_depth: Gauge,
 }
 
 impl WorkerMetrics {
@@ -115,6 +136,8 @@ impl WorkerMetrics {
             alerts_firing: Family::default(),
             alerts_fired: Family::default(),
             project_metric: Family::default(),
+            alertmanager_posts: Family::default(),
+            alertmanager_queue_depth: Gauge::default(),
         };
         registry.register(
             "flowmeter_fold_events",
@@ -196,6 +219,21 @@ impl WorkerMetrics {
             "Delivery metrics of the most active projects (the rest under project=\"other\")",
             m.project_metric.clone(),
         );
+        registry.register(
+            "flowmeter_alertmanager_posts",
+            "Posts of alerts to Alertmanagers, by result",
+            m.alertmanager_posts.clone(),
+        );
+        registry.register(
+            "flowmeter_alertmanager_queue_depth",
+            "Alert notifications not yet delivered to an Alertmanager",
+            m.alertmanager_queue_depth.clone(),
+        );
+        for result in [PostResult::Success, PostResult::Error] {
+            m.alertmanager_posts
+                .get_or_create(&PostLabels { result })
+                .inc_by(0);
+        }
         for severity in Severity::ALL {
             m.alerts_firing
                 .get_or_create(&SeverityLabels {
@@ -231,6 +269,13 @@ impl WorkerMetrics {
                 })
                 .inc();
         }
+    }
+
+    /// Counts a post to an Alertmanager.
+    pub fn alertmanager_post(&self, result: PostResult) {
+        self.alertmanager_posts
+            .get_or_create(&PostLabels { result })
+            .inc();
     }
 
     /// Copies the pool's status into the pool gauge.

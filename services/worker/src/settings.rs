@@ -130,6 +130,13 @@ pub struct WorkerSettings {
     pub alert_rules: AlertRules,
     /// Where firing and resolved notifications go (`FLOWMETER_ALERT_WEBHOOK_URL`).
     pub alert_webhook_url: Option<String>,
+    /// Alertmanagers' base URLs (`FLOWMETER_ALERTMANAGER_URLS`), without trailing slashes.
+    pub alertmanager_urls: Vec<String>,
+    /// How often firing alerts are posted again (`FLOWMETER_ALERTMANAGER_RESEND_SECONDS`).
+    pub alertmanager_resend: Duration,
+    /// Base of the links to alerts and runbook sections in Alertmanager annotations
+    /// (`FLOWMETER_PUBLIC_URL`, `FLOWMETER_RUNBOOK_URL`).
+    pub alert_links: flowmeter_shared::db::alerts::alertmanager::Links,
     /// Switched-off features (`FLOWMETER_DISABLED_FEATURES`): alerts and actions are not
     /// evaluated while off.
     pub disabled_features: Vec<Feature>,
@@ -180,6 +187,74 @@ fn webhook_url(env: &Env) -> Result<Option<String>, ConfigError> {
     }
 }
 
+/// An `http://` URL (the worker's HTTP client has no TLS: remote receivers sit behind a
+/// relay on the internal network), without a trailing slash.
+fn http_url(name: &'static str, url: &str) -> Result<String, ConfigError> {
+    let invalid = |message: String| ConfigError::Invalid {
+        name,
+        value: url.to_owned(),
+        message,
+    };
+    match reqwest::Url::parse(url) {
+        Ok(parsed) if parsed.scheme() == "http" && parsed.host().is_some() => {
+            Ok(url.trim_end_matches('/').to_owned())
+        }
+        Ok(_) => Err(invalid(
+            "expected an http:// URL on the internal network (terminate TLS in a relay in front of remote services)".into(),
+        )),
+        Err(e) => Err(invalid(e.to_string())),
+    }
+}
+
+fn alertmanager_urls(env: &Env) -> Result<Vec<String>, ConfigError> {
+    let Some(list) = env.raw("FLOWMETER_ALERTMANAGER_URLS") else {
+        return Ok(Vec::new());
+    };
+    let mut urls = Vec::new();
+    for url in list.split(',').map(str::trim).filter(|u| !u.is_empty()) {
+        let url = http_url("FLOWMETER_ALERTMANAGER_URLS", url)?;
+        if !urls.contains(&url) {
+            urls.push(url);
+        }
+    }
+    Ok(urls)
+}
+
+fn alert_links(
+    env: &Env,
+) -> Result<flowmeter_shared::db::alerts::alertmanager::Links, ConfigError> {
+    let public_url = env
+        .raw("FLOWMETER_PUBLIC_URL")
+        .map(str::trim)
+        .filter(|u| !u.is_empty())
+        .unwrap_or("http://127.0.0.1:8080");
+    let public_url = match reqwest::Url::parse(public_url) {
+        Ok(parsed) if matches!(parsed.scheme(), "http" | "https") && parsed.host().is_some() => {
+            public_url.trim_end_matches('/').to_owned()
+        }
+        _ => {
+            return Err(ConfigError::Invalid {
+                name: "FLOWMETER_PUBLIC_URL",
+                value: public_url.to_owned(),
+                message: "expected the dashboard's http:// or https:// base URL".into(),
+            })
+        }
+    };
+    let runbook_url = env
+        .raw("FLOWMETER_RUNBOOK_URL")
+        .map(str::trim)
+        .filter(|u| !u.is_empty())
+        .unwrap_or("docs/RUNBOOK.md")
+        .split('#')
+        .next()
+        .unwrap_or_default()
+        .to_owned();
+    Ok(flowmeter_shared::db::alerts::alertmanager::Links {
+        public_url,
+        runbook_url,
+    })
+}
+
 impl WorkerSettings {
     /// Reads and validates the worker's variables.
     pub fn from_env(env: &Env) -> Result<Self, ConfigError> {
@@ -218,6 +293,14 @@ impl WorkerSettings {
             test_fold_delay,
             alert_rules: alert_rules(env)?,
             alert_webhook_url: webhook_url(env)?,
+            alertmanager_urls: alertmanager_urls(env)?,
+            alertmanager_resend: Duration::from_secs(env.int_in_range(
+                "FLOWMETER_ALERTMANAGER_RESEND_SECONDS",
+                60,
+                1,
+                86_400,
+            )?),
+            alert_links: alert_links(env)?,
             disabled_features: config::disabled_features(env)?,
             metrics_max_projects: env.int_in_range(
                 "FLOWMETER_METRICS_MAX_PROJECTS",
@@ -330,6 +413,40 @@ mod tests {
             ok.alert_webhook_url.as_deref(),
             Some("http://127.0.0.1:9093/hook")
         );
+    }
+
+    #[test]
+    fn alertmanager_urls_are_a_comma_list_of_http_urls() {
+        let s = WorkerSettings::from_env(&base()).unwrap();
+        assert!(s.alertmanager_urls.is_empty());
+        assert_eq!(s.alertmanager_resend, Duration::from_secs(60));
+        assert_eq!(s.alert_links.public_url, "http://127.0.0.1:8080");
+        let s = WorkerSettings::from_env(
+            &base()
+                .set(
+                    "FLOWMETER_ALERTMANAGER_URLS",
+                    " http://am1:9093/, http://am2:9093,,http://am1:9093",
+                )
+                .set("FLOWMETER_ALERTMANAGER_RESEND_SECONDS", "5")
+                .set("FLOWMETER_PUBLIC_URL", "https://flowmeter.example.com/"),
+        )
+        .unwrap();
+        assert_eq!(s.alertmanager_urls, ["http://am1:9093", "http://am2:9093"]);
+        assert_eq!(s.alertmanager_resend, Duration::from_secs(5));
+        assert_eq!(s.alert_links.public_url, "https://flowmeter.example.com");
+        for (name, bad) in [
+            (
+                "FLOWMETER_ALERTMANAGER_URLS",
+                "http://ok:9093,https://tls:9093",
+            ),
+            ("FLOWMETER_ALERTMANAGER_RESEND_SECONDS", "0"),
+            ("FLOWMETER_PUBLIC_URL", "not a url"),
+        ] {
+            let err = WorkerSettings::from_env(&base().set(name, bad))
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains(name), "{err}");
+        }
     }
 
     #[test]

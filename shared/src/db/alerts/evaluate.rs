@@ -1,5 +1,5 @@
 //! Evaluating the rules against a snapshot and storing what changed: alerts, their history,
-//! pending state and (when a webhook is configured) the outbox rows.
+//! pending state and the outbox rows of the configured webhook and Alertmanagers.
 
 use std::collections::HashMap;
 
@@ -46,6 +46,16 @@ pub struct Transition {
     pub severity: Severity,
 }
 
+/// Where the transitions of an evaluation are to be delivered (an outbox row each).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Outboxes<'a> {
+    /// A webhook is configured (`metrics_alert_outbox`: firing and resolved).
+    pub webhook: bool,
+    /// The configured Alertmanagers' base URLs (`metrics_alertmanager_outbox`: every
+    /// transition, one row per Alertmanager).
+    pub alertmanagers: &'a [String],
+}
+
 /// What an evaluation did.
 #[derive(Debug, Clone, Default)]
 pub struct Evaluation {
@@ -62,14 +72,13 @@ struct Stored {
 }
 
 /// Evaluates every rule against a snapshot and stores the outcome: new, changed and
-/// resolved alerts, their history, the pending state, and (with `outbox`) the webhook
-/// notifications. Runs in the caller's transaction, after the snapshot's trend points are
+/// resolved alerts, their history, the pending state, and the notifications of `outboxes`. Runs in the caller's transaction, after the snapshot's trend points are
 /// written (anomaly baselines read them).
 pub async fn evaluate_snapshot(
     client: &impl GenericClient,
     rules: &AlertRules,
     inputs: SnapshotInputs<'_>,
-    outbox: bool,
+    outboxes: Outboxes<'_>,
 ) -> anyhow::Result<Evaluation> {
     let project = inputs.project_id;
     let now = inputs.now;
@@ -104,7 +113,7 @@ pub async fn evaluate_snapshot(
     let mut writer = Writer {
         client,
         inputs,
-        outbox,
+        outboxes,
         evaluation: Evaluation::default(),
     };
 
@@ -335,7 +344,7 @@ async fn anomaly_baselines(
 struct Writer<'a, C> {
     client: &'a C,
     inputs: SnapshotInputs<'a>,
-    outbox: bool,
+    outboxes: Outboxes<'a>,
     evaluation: Evaluation,
 }
 
@@ -354,6 +363,7 @@ impl<C: GenericClient> Writer<'_, C> {
     ) -> anyhow::Result<Option<AlertRef>> {
         let project = self.inputs.project_id;
         let now = self.inputs.now;
+        let mut ended_severity: Option<Severity> = None;
         let (id, severity, kind) = match (change, stored) {
             (
                 Change::Open {
@@ -409,6 +419,7 @@ impl<C: GenericClient> Writer<'_, C> {
                         ],
                     )
                     .await?;
+                ended_severity = Some(stored.severity);
                 let kind = if severity > stored.severity {
                     "escalated"
                 } else {
@@ -469,7 +480,25 @@ impl<C: GenericClient> Writer<'_, C> {
                 ],
             )
             .await?;
-        if self.outbox && (kind == "firing" || kind == "resolved") {
+        if !self.outboxes.alertmanagers.is_empty() {
+            let ended = ended_severity.map(Severity::as_str);
+            self.client
+                .execute(
+                    "INSERT INTO metrics_alertmanager_outbox
+                        (alertmanager, project_id, alert_id, kind, ended_severity, at)
+                     SELECT target, $2, $3, $4, $5, $6 FROM unnest($1::text[]) AS target",
+                    &[
+                        &self.outboxes.alertmanagers,
+                        &project,
+                        &id,
+                        &kind,
+                        &ended,
+                        &now,
+                    ],
+                )
+                .await?;
+        }
+        if self.outboxes.webhook && (kind == "firing" || kind == "resolved") {
             let status = if kind == "resolved" {
                 "resolved"
             } else {

@@ -2,11 +2,12 @@
 //! snapshot's transaction), the listing and acknowledgement the API serves (here), and the
 //! webhook notifications ([`notify`]).
 
+pub mod alertmanager;
 mod evaluate;
 mod notify;
 
-pub use evaluate::{evaluate_snapshot, Evaluation, SnapshotInputs, Transition};
-pub use notify::alertmanager_payload;
+pub use evaluate::{evaluate_snapshot, Evaluation, Outboxes, SnapshotInputs, Transition};
+pub use notify::{alert_name, alertmanager_payload};
 
 use chrono::{DateTime, Utc};
 use deadpool_postgres::GenericClient;

@@ -8,7 +8,7 @@ use super::Alert;
 /// built for Alertmanager accept it unchanged.
 pub fn alertmanager_payload(alert: &Alert, status: &str) -> Value {
     let labels = json!({
-        "alertname": format!("Flowmeter{}", alert_name(&alert.metric_key, &alert.alert_type)),
+        "alertname": alert_name(&alert.metric_key, &alert.alert_type),
         "project_id": alert.project_id,
         "metric_key": alert.metric_key,
         "alert_type": alert.alert_type,
@@ -63,7 +63,13 @@ pub fn alertmanager_payload(alert: &Alert, status: &str) -> Value {
     })
 }
 
-fn alert_name(metric_key: &str, alert_type: &str) -> String {
+/// The rule's name, the `alertname` label of its alerts: `Flowmeter` and the metric key in
+/// camel case (`ini_backlog` → `FlowmeterIniBacklog`), `Anomaly` appended for anomalies.
+pub fn alert_name(metric_key: &str, alert_type: &str) -> String {
+    format!("Flowmeter{}", rule_base_name(metric_key, alert_type))
+}
+
+fn rule_base_name(metric_key: &str, alert_type: &str) -> String {
     let base: String = metric_key
         .split(['.', '_'])
         .map(|part| {
