@@ -4,6 +4,7 @@
 //! from a migrated template), the real API server on 127.0.0.1:0, and typed helpers so
 //! tests read as sentences.
 
+pub mod alertmanager;
 pub mod app;
 pub mod db;
 pub mod events;

@@ -35,6 +35,8 @@ const SILENCE_BATCH: i64 = 20;
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
 /// Pause between rounds.
 const POLL: Duration = Duration::from_millis(500);
+/// Longest wait between posts to an Alertmanager that fails.
+const MAX_BACKOFF: Duration = Duration::from_secs(60);
 /// A firing alert's `endsAt` lies this many resend intervals ahead (as Prometheus does),
 /// so one lost resend does not resolve it.
 const KEEP_INTERVALS: i32 = 4;
@@ -200,7 +202,9 @@ async fn back_off(
     failures: i32,
     error: &str,
 ) -> anyhow::Result<()> {
-    let wait = crate::webhook::backoff(failures);
+    // The webhook's doubling backoff with ±20 % jitter, capped lower: an Alertmanager that
+    // comes back should not wait minutes for what it missed.
+    let wait = crate::webhook::backoff(failures).min(MAX_BACKOFF);
     tracing::warn!(alertmanager = %url, rows = rows.len(), failures = failures + 1, error = %error,
         retry_in_ms = wait.as_millis() as u64, "Alertmanager post failed; will retry.");
     store::record_failure(tx, url, rows, error, wait.as_secs_f64()).await

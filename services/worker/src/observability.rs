@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use flowmeter_shared::alerts::Severity;
 use flowmeter_shared::db::alerts::Transition;
-use prometheus_client::encoding::{EncodeLabelSet, EncodeLabelValue};
+use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
@@ -57,7 +57,7 @@ pub struct ProjectMetricLabels {
 }
 
 /// Outcome of a post to an Alertmanager.
-#[derive(Debug, Clone, Copy, Hash, PartialEq, Eq, EncodeLabelValue)]
+#[derive(Debug, Clone, Copy, Hash, PartialEq, Eq)]
 pub enum PostResult {
     /// Alertmanager answered 2xx.
     Success,
@@ -65,11 +65,21 @@ pub enum PostResult {
     Error,
 }
 
+impl PostResult {
+    /// The label value.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            PostResult::Success => "success",
+            PostResult::Error => "error",
+        }
+    }
+}
+
 /// Labels of `flowmeter_alertmanager_posts_total`.
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct PostLabels {
     /// success or error.
-    pub result: PostResult,
+    pub result: &'static str,
 }
 
 /// Metrics of the worker process.
@@ -231,7 +241,9 @@ impl WorkerMetrics {
         );
         for result in [PostResult::Success, PostResult::Error] {
             m.alertmanager_posts
-                .get_or_create(&PostLabels { result })
+                .get_or_create(&PostLabels {
+                    result: result.as_str(),
+                })
                 .inc_by(0);
         }
         for severity in Severity::ALL {
@@ -274,7 +286,9 @@ impl WorkerMetrics {
     /// Counts a post to an Alertmanager.
     pub fn alertmanager_post(&self, result: PostResult) {
         self.alertmanager_posts
-            .get_or_create(&PostLabels { result })
+            .get_or_create(&PostLabels {
+                result: result.as_str(),
+            })
             .inc();
     }
 

@@ -2,6 +2,7 @@
 //! real API lists and acknowledges, a local receiver takes the webhook notifications.
 
 mod actions;
+mod alertmanager;
 mod api;
 mod boundaries;
 mod lifecycle;
