@@ -16,7 +16,7 @@ const DASHBOARDS: [&str; 3] = [
 ];
 
 /// The alerts SPEC §9 asks for, by the names the rule files give them.
-const REQUIRED_ALERTS: [&str; 14] = [
+const REQUIRED_ALERTS: [&str; 15] = [
     "FlowmeterHighErrorRate",
     "FlowmeterHighLatencyP99",
     "FlowmeterTargetDown",
@@ -31,6 +31,7 @@ const REQUIRED_ALERTS: [&str; 14] = [
     "FlowmeterLeadTimeHigh",
     "FlowmeterBlockedRatioHigh",
     "FlowmeterIntegrationBacklogHigh",
+    "FlowmeterAlertmanagerQueueGrowing",
 ];
 
 fn rule_files() -> Vec<PathBuf> {
@@ -159,6 +160,8 @@ fn dashboards_are_grafana_json_with_a_datasource_variable_and_the_expected_panel
                 "Leases",
                 "Quarantined events",
                 "Stalled projects",
+                "Alertmanager posts by result",
+                "Alertmanager queue depth",
             ],
         ),
         (
@@ -377,6 +380,8 @@ async fn every_metric_a_dashboard_or_rule_uses_is_exposed_by_the_running_api_or_
         "flowmeter_fold_lag_events",
         "flowmeter_project_metric",
         "flowmeter_alerts_firing",
+        "flowmeter_alertmanager_posts_total",
+        "flowmeter_alertmanager_queue_depth",
     ] {
         assert!(referenced.contains_key(expected), "{expected} is used");
     }
@@ -413,6 +418,8 @@ fn the_cross_check_understands_counter_and_histogram_suffixes() {
         "flowmeter_fold_lag_events_total",
         "flowmeter_fold_events_bucket",
         "flowmeter_alerts_firing",
+        "flowmeter_alertmanager_posts_total",
+        "flowmeter_alertmanager_queue_depth",
     ] {
         assert!(!is_exposed(name, &families, &samples), "{name}");
     }

@@ -5,7 +5,7 @@ use super::*;
 
 /// Commands the runbook may contain, each with the file that runs it and the text there
 /// that shows it does.
-const EXERCISED: [(&str, &str, &str); 22] = [
+const EXERCISED: [(&str, &str, &str); 23] = [
     // The release build is the benchmark's first step (`make bench`).
     (
         "cargo build --release --bins",
@@ -110,6 +110,11 @@ const EXERCISED: [(&str, &str, &str); 22] = [
         "\"quarantine\", \"retry\", \"--project\"",
     ),
     ("make test", ".ci/run", "make test"),
+    (
+        "amtool check-config alerts/alertmanager.example.yml",
+        "tests/tests/it/alerts/alertmanager.rs",
+        ".arg(\"check-config\")",
+    ),
 ];
 
 fn runbook() -> String {
