@@ -86,7 +86,7 @@ async fn register(worker: &Worker, urls: &[String]) -> anyhow::Result<()> {
 
 async fn observe_queue(worker: &Worker) -> anyhow::Result<()> {
     let client = worker.pool.get().await?;
-    let depth = store::queue_depth(&client).await?;
+    let depth = store::queue_depth(&client, &worker.settings.alertmanager_urls).await?;
     worker.metrics.alertmanager_queue_depth.set(depth);
     Ok(())
 }

@@ -300,12 +300,18 @@ pub async fn record_failure(
     Ok(())
 }
 
-/// Undelivered rows over every Alertmanager (`flowmeter_alertmanager_queue_depth`).
-pub async fn queue_depth(client: &impl GenericClient) -> anyhow::Result<i64> {
+/// Undelivered rows over the configured Alertmanagers
+/// (`flowmeter_alertmanager_queue_depth`); rows of an Alertmanager no longer configured
+/// are never sent and do not count.
+pub async fn queue_depth(
+    client: &impl GenericClient,
+    alertmanagers: &[String],
+) -> anyhow::Result<i64> {
     Ok(client
         .query_one(
-            "SELECT count(*) FROM metrics_alertmanager_outbox WHERE delivered_at IS NULL",
-            &[],
+            "SELECT count(*) FROM metrics_alertmanager_outbox
+              WHERE delivered_at IS NULL AND alertmanager = ANY($1)",
+            &[&alertmanagers],
         )
         .await?
         .get(0))
