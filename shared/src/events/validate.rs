@@ -33,7 +33,7 @@ pub struct FieldError {
     /// The offending field, dotted for payload fields (`payload.to_state`).
     pub field: String,
     /// A stable machine-readable code: required, invalid_type, invalid_value,
-    /// invalid_uuid, invalid_timestamp, unknown_field, too_long, mismatch.
+    /// invalid_uuid, invalid_timestamp, unknown_field, too_long, mismatch, out_of_range.
     pub code: &'static str,
     /// A sentence for people.
     pub message: String,

@@ -24,27 +24,14 @@ pub async fn read_events(
     after_seq: i64,
     limit: i64,
 ) -> anyhow::Result<Vec<LoggedEvent>> {
-    let stmt = client
-        .prepare_cached(
-            "SELECT seq, event_id, entity_id, event_type, payload::text, occurred_at
-               FROM event_log WHERE project_id = $1 AND seq > $2 ORDER BY seq LIMIT $3",
-        )
-        .await?;
-    let params: [&(dyn tokio_postgres::types::ToSql + Sync); 3] = [&project_id, &after_seq, &limit];
-    let rows = client.query_raw(&stmt, params).await?;
-    futures_util::pin_mut!(rows);
-    let mut events = Vec::with_capacity(usize::try_from(limit).unwrap_or(0).min(100_000));
-    while let Some(r) = rows.try_next().await? {
-        events.push(LoggedEvent {
-            seq: r.get(0),
-            event_id: r.get(1),
-            entity_id: r.get(2),
-            event_type: r.get(3),
-            payload: r.get::<_, String>(4).into_boxed_str(),
-            occurred_at: r.get(5),
-        });
-    }
-    Ok(events)
+    collect_events(
+        client,
+        "SELECT seq, event_id, entity_id, event_type, payload::text, occurred_at
+           FROM event_log WHERE project_id = $1 AND seq > $2 ORDER BY seq LIMIT $3",
+        &[&project_id, &after_seq, &limit],
+        usize::try_from(limit).unwrap_or(0).min(100_000),
+    )
+    .await
 }
 
 /// Streams events of `sql` (selecting seq, event_id, entity_id, event_type, payload::text,
@@ -53,11 +40,12 @@ async fn collect_events(
     client: &impl GenericClient,
     sql: &str,
     params: &[&(dyn tokio_postgres::types::ToSql + Sync)],
+    capacity: usize,
 ) -> anyhow::Result<Vec<LoggedEvent>> {
     let stmt = client.prepare_cached(sql).await?;
     let rows = client.query_raw(&stmt, params.iter().copied()).await?;
     futures_util::pin_mut!(rows);
-    let mut events = Vec::new();
+    let mut events = Vec::with_capacity(capacity);
     while let Some(r) = rows.try_next().await? {
         events.push(LoggedEvent {
             seq: r.get(0),
@@ -89,6 +77,7 @@ pub async fn read_events_canonical(
                   WHERE project_id = $1 AND seq > 0 AND seq <= $2 AND (occurred_at, seq) > ($3, $4)
                   ORDER BY occurred_at, seq LIMIT $5",
                 &[&project_id, &upto_seq, &at, &seq, &limit],
+                0,
             )
             .await
         }
@@ -99,6 +88,7 @@ pub async fn read_events_canonical(
                    FROM event_log WHERE project_id = $1 AND seq > 0 AND seq <= $2
                   ORDER BY occurred_at, seq LIMIT $3",
                 &[&project_id, &upto_seq, &limit],
+                0,
             )
             .await
         }
@@ -119,6 +109,7 @@ pub async fn late_input(
            FROM event_log WHERE project_id = $1 AND seq > 0 AND seq <= $2 AND occurred_at >= $3
           ORDER BY occurred_at, seq",
         &[&project_id, &upto_seq, &from],
+        0,
     )
     .await?;
     let mut entities: Vec<&str> = suffix.iter().map(|e| e.entity_id.as_str()).collect();
@@ -134,6 +125,7 @@ pub async fn late_input(
                 AND seq > 0 AND seq <= $2
               ORDER BY occurred_at, seq",
             &[&project_id, &upto_seq, &from, &entities],
+            0,
         )
         .await?
     };

@@ -132,6 +132,27 @@ fn in_order_rounds(events: &[Value], rounds: usize) -> Vec<Vec<Value>> {
     sorted.chunks(size).map(<[Value]>::to_vec).collect()
 }
 
+/// Two new projects: A gets `first` and `later` in time order in `rounds` folded rounds; B
+/// gets only `first`, folded (the test delivers `later` to B itself).
+async fn start_pair(
+    app: &TestApp,
+    first: &[Value],
+    later: &[Value],
+    rounds: usize,
+) -> (Uuid, Uuid) {
+    let (a, b) = (Uuid::new_v4(), Uuid::new_v4());
+    let all: Vec<Value> = first.iter().chain(later).cloned().collect();
+    deliver(
+        app,
+        a,
+        &in_order_rounds(&for_project(&all, a), rounds),
+        10_000,
+    )
+    .await;
+    deliver(app, b, &[for_project(first, b)], 10_000).await;
+    (a, b)
+}
+
 /// Asserts that A and B hold the same rows and both verify.
 async fn assert_same_read_model(app: &TestApp, a: Uuid, b: Uuid) {
     let client = app.db.client().await;
@@ -450,12 +471,8 @@ async fn a_task_history_delivered_eight_days_late_revises_every_bucket_it_touche
     let app = TestApp::spawn().await;
     let mut builder = EventBuilder::new();
     let (steady, old) = steady_with_one_old_task(&mut builder);
-    let (a, b) = (Uuid::new_v4(), Uuid::new_v4());
-    let mut all = steady.clone();
-    all.extend(old.iter().cloned());
-    deliver(&app, a, &in_order_rounds(&for_project(&all, a), 2), 10_000).await;
     // B: everything else first, folded; the old task's history arrives 8 days after it began.
-    deliver(&app, b, &[for_project(&steady, b)], 10_000).await;
+    let (a, b) = start_pair(&app, &steady, &old, 2).await;
     let client = app.db.client().await;
     let wip_at = |project: Uuid, bucket: &'static str| {
         let client = &client;
@@ -566,11 +583,7 @@ async fn the_dpi_seven_days_earlier_follows_a_late_delivery() {
     let app = TestApp::spawn().await;
     let mut builder = EventBuilder::new();
     let (early, late) = delivery_history(&mut builder);
-    let (a, b) = (Uuid::new_v4(), Uuid::new_v4());
-    let mut all = early.clone();
-    all.extend(late.iter().cloned());
-    deliver(&app, a, &[for_project(&all, a)], 10_000).await;
-    deliver(&app, b, &[for_project(&early, b)], 10_000).await;
+    let (a, b) = start_pair(&app, &early, &late, 1).await;
     let summary_dpi = |project: Uuid| {
         let app = &app;
         async move {
