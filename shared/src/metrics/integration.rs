@@ -20,10 +20,10 @@ pub const IRS_RECOVERY_WEIGHT: f64 = 0.40;
 pub const IRS_RECOVERY_HORIZON_MINUTES: f64 = 24.0 * 60.0;
 
 /// One finished attempt on a task's timeline.
-type Finish = (DateTime<Utc>, AttemptResult);
+pub type Finish = (DateTime<Utc>, AttemptResult);
 
 /// Finished attempts of one task, in finish order.
-type Timeline<'a> = (&'a str, Vec<Finish>);
+pub type Timeline<'a> = (&'a str, Vec<Finish>);
 
 /// Finished attempts in the window ending at `now`, per task (in task id order), each task's
 /// in finish order (ties broken by attempt number, then attempt id, so the order never
@@ -113,6 +113,15 @@ fn recovery_samples(
     per_task: &[Timeline<'_>],
     now: DateTime<Utc>,
 ) -> Vec<f64> {
+    let closed_tasks = closed_unrecovered_tasks(facts, per_task);
+    recovery_samples_with(per_task, |task_id| closed_tasks.contains(task_id), now)
+}
+
+/// The terminal tasks among those with a failure not followed by a success.
+fn closed_unrecovered_tasks<'a>(
+    facts: &'a ProjectFacts,
+    per_task: &[Timeline<'_>],
+) -> HashSet<&'a str> {
     let unrecovered: HashSet<&str> = per_task
         .iter()
         .filter(|(_, timeline)| {
@@ -125,20 +134,29 @@ fn recovery_samples(
         })
         .map(|(task_id, _)| *task_id)
         .collect();
-    let closed_tasks: HashSet<&str> = if unrecovered.is_empty() {
-        HashSet::new()
-    } else {
-        facts
-            .tasks
-            .iter()
-            .filter(|task| task.state.is_terminal() && unrecovered.contains(task.task_id.as_str()))
-            .map(|task| task.task_id.as_str())
-            .collect()
-    };
+    if unrecovered.is_empty() {
+        return HashSet::new();
+    }
+    facts
+        .tasks
+        .iter()
+        .filter(|task| task.state.is_terminal() && unrecovered.contains(task.task_id.as_str()))
+        .map(|task| task.task_id.as_str())
+        .collect()
+}
+
+/// Recovery samples of timelines, given which tasks are closed (terminal).
+fn recovery_samples_with(
+    per_task: &[Timeline<'_>],
+    is_closed: impl Fn(&str) -> bool,
+    now: DateTime<Utc>,
+) -> Vec<f64> {
     let mut samples = Vec::new();
     for (task_id, timeline) in per_task {
-        // Unknown tasks are treated as open: nothing says the failure was given up.
-        let task_open = !closed_tasks.contains(*task_id);
+        // Unknown tasks are treated as open: nothing says the failure was given up. Asked
+        // only for a failure without a later success.
+        let mut open: Option<bool> = None;
+        let mut task_open = || *open.get_or_insert_with(|| !is_closed(task_id));
         for (index, (failed_at, result)) in timeline.iter().enumerate() {
             if !result.is_failure() {
                 continue;
@@ -148,7 +166,7 @@ fn recovery_samples(
                 .find(|(_, r)| *r == AttemptResult::Success);
             match next_success {
                 Some((succeeded_at, _)) => samples.push(minutes_between(*failed_at, *succeeded_at)),
-                None if task_open => samples.push(minutes_between(*failed_at, now)),
+                None if task_open() => samples.push(minutes_between(*failed_at, now)),
                 None => {}
             }
         }
@@ -177,6 +195,19 @@ pub fn integration_reliability_score(
     now: DateTime<Utc>,
 ) -> IntegrationReliabilityScore {
     let per_task = timelines(&facts.attempts, now, FLOW_WINDOW);
+    let closed_tasks = closed_unrecovered_tasks(facts, &per_task);
+    integration_reliability_of(&per_task, |task_id| closed_tasks.contains(task_id), now)
+}
+
+/// [`integration_reliability_score`] over the timelines of the attempts finished in the 30
+/// days before `now` (per task in task id order, each in finish order with ties broken by
+/// attempt number then attempt id), given which tasks are terminal. The fold keeps the
+/// attempts in that order, so each of its many score points costs no sort.
+pub fn integration_reliability_of(
+    per_task: &[Timeline<'_>],
+    is_closed: impl Fn(&str) -> bool,
+    now: DateTime<Utc>,
+) -> IntegrationReliabilityScore {
     let finished = per_task.iter().map(|(_, t)| t.len()).sum::<usize>();
     if finished == 0 {
         return IntegrationReliabilityScore {
@@ -193,7 +224,7 @@ pub fn integration_reliability_score(
         .count();
     let failures = finished - successes;
     let success_rate = successes as f64 / finished as f64;
-    let mean_recovery = mean(&recovery_samples(facts, &per_task, now));
+    let mean_recovery = mean(&recovery_samples_with(per_task, is_closed, now));
     let value = irs_combine(success_rate, recovery_speed(mean_recovery));
     let reason = match (mean_recovery, failures) {
         (Some(_), _) => None,

@@ -11,7 +11,13 @@ use std::collections::{BTreeSet, HashMap};
 
 use chrono::{DateTime, Duration, Utc};
 use flowmeter_shared::metrics::stats::{round_duration, round_score};
-use flowmeter_shared::metrics::{efficiency, integration, predictability};
+use flowmeter_shared::metrics::time::{in_window, FLOW_WINDOW, SCHEDULE_WINDOW};
+use flowmeter_shared::metrics::{efficiency, integration, predictability, AttemptResult};
+
+/// The window of IRS (SPEC §4: attempts finished in the last 30 days).
+fn integration_window() -> Duration {
+    FLOW_WINDOW
+}
 use serde_json::{json, Value};
 
 use super::apply::trend_key;
@@ -98,6 +104,16 @@ impl ProjectState {
     /// (a fact leaves a trailing window there) get points: readers carry the value forward
     /// through the others, so a stretch of empty event time costs nothing.
     pub fn advance_to(&mut self, t: DateTime<Utc>, delta: &mut Delta) {
+        if !self.dirty_milestones.is_empty()
+            && self
+                .cursors
+                .open
+                .get(&Grain::Hour)
+                .is_some_and(|open| Grain::Hour.next(*open) <= t)
+        {
+            // Closes read the milestone completions.
+            self.refresh_milestone_completions();
+        }
         let mut scores = HashMap::new();
         for grain in Grain::ALL {
             let Some(start) = self.cursors.open.get(&grain).copied() else {
@@ -182,12 +198,96 @@ impl ProjectState {
         }
     }
 
-    fn scores_at(&self, end: DateTime<Utc>, cache: &mut HashMap<DateTime<Utc>, Scores>) -> Scores {
+    /// The three scores as of `end`; `cycle` holds the cycle times (minutes) of the tasks
+    /// integrated in the 30 days before it, in integration order.
+    fn scores_at(
+        &self,
+        end: DateTime<Utc>,
+        cycle: &[f64],
+        cache: &mut HashMap<DateTime<Utc>, Scores>,
+    ) -> Scores {
         *cache.entry(end).or_insert_with(|| Scores {
-            dpi: predictability::delivery_predictability_index(&self.facts, end, None).value,
-            fes: efficiency::flow_efficiency_score(&self.facts, end).value,
-            irs: integration::integration_reliability_score(&self.facts, end).value,
+            dpi: self.delivery_predictability(end, cycle),
+            fes: self.flow_efficiency(end),
+            irs: self.integration_reliability(end).value,
         })
+    }
+
+    /// FES (0–100) as of `end`, as `efficiency::flow_efficiency_score` computes it, summing
+    /// the closed stays of the window's integrated tasks from the integration index (in
+    /// integration order, so the sum does not depend on the order tasks arrived in).
+    pub fn flow_efficiency(&self, end: DateTime<Utc>) -> Option<f64> {
+        let from = (end - FLOW_WINDOW, String::new());
+        let mut total = flowmeter_shared::metrics::PerState::<f64>::default();
+        for ((at, _), sample) in self.integrated.range(from..) {
+            if *at >= end {
+                break;
+            }
+            for (state, seconds) in sample.time_in_state_seconds.iter() {
+                total.add(state, seconds);
+            }
+        }
+        efficiency::FlowTimes::from_states(&total)
+            .efficiency()
+            .map(|e| round_score(100.0 * e))
+    }
+
+    /// DPI (0–100) as of `end`, as `predictability::delivery_predictability_index` computes
+    /// it, from the kept milestone completions and resolved blocked stays (no pass over the
+    /// tasks). Requires fresh completions ([`ProjectState::refresh_milestone_completions`]).
+    /// The cycle times come in integration order, so their mean and deviation do not
+    /// depend on the order tasks arrived in.
+    pub fn delivery_predictability(&self, end: DateTime<Utc>, cycle: &[f64]) -> Option<f64> {
+        let verdicts: Vec<bool> = self
+            .facts
+            .milestones
+            .iter()
+            .filter_map(|milestone| {
+                let completed_at = self
+                    .milestone_completions
+                    .get(&milestone.milestone_id)
+                    .copied()
+                    .flatten()?;
+                if !in_window(completed_at, end, SCHEDULE_WINDOW) {
+                    return None;
+                }
+                predictability::completed_on_time(milestone, completed_at)
+            })
+            .collect();
+        let on_time = verdicts.iter().filter(|on_time| **on_time).count();
+        let sr = (!verdicts.is_empty()).then(|| on_time as f64 / verdicts.len() as f64);
+        let cts = predictability::cycle_time_stability(cycle);
+        let (stays, quick) = self
+            .resolved_blocked
+            .range(end - FLOW_WINDOW..end)
+            .fold((0u32, 0u32), |(s, q), (_, (n, k))| (s + n, q + k));
+        let brr = (stays > 0).then(|| f64::from(quick) / f64::from(stays));
+        predictability::dpi_combine(sr, cts, brr).map(|dpi| round_score(100.0 * dpi))
+    }
+
+    /// IRS as of `end`, equal to `integration::integration_reliability_score` over the facts,
+    /// from the attempts kept in IRS order (one pass over them, no sort).
+    pub fn integration_reliability(
+        &self,
+        end: DateTime<Utc>,
+    ) -> flowmeter_shared::metrics::summary::IntegrationReliabilityScore {
+        let from = end - integration_window();
+        let mut per_task: Vec<integration::Timeline<'_>> = Vec::new();
+        for (task_id, at, _, _, rank) in &self.finished_attempts {
+            if *at < from || *at >= end {
+                continue;
+            }
+            let finish = (*at, AttemptResult::ALL[usize::from(*rank)]);
+            match per_task.last_mut() {
+                Some((task, timeline)) if *task == task_id.as_str() => timeline.push(finish),
+                _ => per_task.push((task_id.as_str(), vec![finish])),
+            }
+        }
+        integration::integration_reliability_of(
+            &per_task,
+            |task_id| self.task(task_id).is_some_and(|t| t.state.is_terminal()),
+            end,
+        )
     }
 
     /// Cycle and lead time samples (minutes) of tasks integrated in the 30 days before `end`.
@@ -238,6 +338,8 @@ impl ProjectState {
             .insert(total(keys::BLOCKED), level(self.blocked_count() as f64));
 
         let (mut cycle, mut lead) = self.duration_samples(end);
+        // Scores first: the percentiles below reorder the samples.
+        let scores = self.scores_at(end, &cycle, cache);
         for (metric, samples) in [(keys::CYCLE_TIME, &mut cycle), (keys::LEAD_TIME, &mut lead)] {
             let n = samples.len() as i64;
             let (p50, detail) = p50_with_interval(samples);
@@ -252,7 +354,6 @@ impl ProjectState {
         }
 
         {
-            let scores = self.scores_at(end, cache);
             for (metric, value) in [
                 (keys::DPI, scores.dpi),
                 (keys::FES, scores.fes),

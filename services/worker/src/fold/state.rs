@@ -8,7 +8,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
 use chrono::{DateTime, Utc};
 use flowmeter_shared::metrics::{
-    AttemptFacts, GateFacts, MilestoneFacts, ProjectFacts, TaskFacts, TaskState,
+    AttemptFacts, AttemptResult, GateFacts, MilestoneFacts, ProjectFacts, TaskFacts, TaskState,
 };
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
@@ -48,6 +48,8 @@ pub struct IntegratedSample {
     pub cycle_seconds: Option<f64>,
     /// Lead time in seconds.
     pub lead_seconds: f64,
+    /// Seconds per state over the task's closed stays (what FES sums).
+    pub time_in_state_seconds: flowmeter_shared::metrics::PerState<f64>,
 }
 
 /// Event-time cursors carried between batches (stored in the checkpoint's `fold_state`).
@@ -109,7 +111,24 @@ pub struct ProjectState {
     /// hour), so a stretch of event time without events closes only the buckets in which
     /// a value can change, never every empty bucket in between.
     pub fact_hours: BTreeMap<DateTime<Utc>, u32>,
+    /// Finished attempts in the order IRS reads them (task, finish time, attempt number,
+    /// attempt id; the result's index in `AttemptResult::ALL` last), so a score point
+    /// gathers the window's timelines in one pass instead of a sort.
+    pub finished_attempts: BTreeSet<FinishedAttempt>,
+    /// Resolved blocked stays by end time: (stays, stays of at most 48 h), for the blocker
+    /// resolution rate over a window without a pass over every task.
+    pub resolved_blocked: BTreeMap<DateTime<Utc>, (u32, u32)>,
+    /// Completion of each milestone (`milestones::milestone_completion`), kept up to date
+    /// by [`ProjectState::refresh_milestone_completions`] for the milestones in
+    /// `dirty_milestones` (those whose tasks changed).
+    pub milestone_completions: HashMap<String, Option<DateTime<Utc>>>,
+    /// Milestones whose tasks changed since their completion was last computed.
+    pub dirty_milestones: HashSet<String>,
 }
+
+/// A finished attempt in IRS order: task id, finish time, attempt number, attempt id, and the
+/// result's index in `AttemptResult::ALL`.
+pub type FinishedAttempt = (String, DateTime<Utc>, Option<i64>, String, u8);
 
 /// Which of a project's entities already have rows in the database. Tasks, gates and
 /// attempts are only ever appended to [`ProjectFacts`], so a prefix length says which may have
@@ -276,6 +295,10 @@ impl ProjectState {
             drilldown_pending: BTreeSet::new(),
             stored: Stored::default(),
             fact_hours: BTreeMap::new(),
+            finished_attempts: BTreeSet::new(),
+            resolved_blocked: BTreeMap::new(),
+            milestone_completions: HashMap::new(),
+            dirty_milestones: HashSet::new(),
         };
         state.stored.tasks = state.facts.tasks.len();
         state.stored.gates = state.facts.gates.len();
@@ -416,16 +439,59 @@ impl ProjectState {
 
     /// Adds (`sign` = 1) or removes (−1) an attempt's contribution to the derived caches.
     fn index_attempt(&mut self, i: usize, sign: i64) {
-        let hours = self.facts.attempts[i]
-            .finished_at
-            .map(|at| Grain::Hour.bucket(at));
+        let attempt = &self.facts.attempts[i];
+        let hours = attempt.finished_at.map(|at| Grain::Hour.bucket(at));
         Self::index_fact_hours(&mut self.fact_hours, hours.into_iter(), sign);
+        if let (Some(at), Some(result)) = (attempt.finished_at, attempt.result) {
+            let rank = AttemptResult::ALL
+                .iter()
+                .position(|r| *r == result)
+                .unwrap_or_default() as u8;
+            let key = (
+                attempt.task_id.clone(),
+                at,
+                attempt.attempt_number,
+                attempt.attempt_id.clone(),
+                rank,
+            );
+            if sign > 0 {
+                self.finished_attempts.insert(key);
+            } else {
+                self.finished_attempts.remove(&key);
+            }
+        }
     }
 
     /// Adds (`sign` = 1) or removes (−1) a task's contribution to the derived caches.
     fn index_task(&mut self, i: usize, sign: i64) {
         let task = &self.facts.tasks[i];
         Self::index_fact_hours(&mut self.fact_hours, task_fact_hours(task), sign);
+        if let Some(milestone) = &task.milestone_id {
+            if !self.dirty_milestones.contains(milestone) {
+                self.dirty_milestones.insert(milestone.clone());
+            }
+        }
+        let quick_seconds =
+            flowmeter_shared::metrics::predictability::BRR_MAX_EPISODE.num_seconds() as f64;
+        for episode in &task.blocked_episodes {
+            let (Some(ended_at), Some(seconds)) =
+                (episode.ended_at, episode.resolved_duration_seconds())
+            else {
+                continue;
+            };
+            let quick = u32::from(seconds <= quick_seconds);
+            if sign > 0 {
+                let entry = self.resolved_blocked.entry(ended_at).or_default();
+                entry.0 += 1;
+                entry.1 += quick;
+            } else if let Some(entry) = self.resolved_blocked.get_mut(&ended_at) {
+                entry.0 -= 1;
+                entry.1 -= quick;
+                if entry.0 == 0 {
+                    self.resolved_blocked.remove(&ended_at);
+                }
+            }
+        }
         self.state_counts[task.state.index()] += sign;
         if task.state.is_wip() {
             // Look up before inserting: a key is only built (allocated) for a new entry.
@@ -464,6 +530,7 @@ impl ProjectState {
                 let sample = IntegratedSample {
                     cycle_seconds: task.cycle_time_seconds(),
                     lead_seconds: task.lead_time_seconds().unwrap_or(0.0),
+                    time_in_state_seconds: task.time_in_state_seconds,
                 };
                 self.integrated.insert(key, sample);
             } else {
@@ -604,6 +671,17 @@ impl ProjectState {
             self.milestone_index.insert(moved.milestone_id.clone(), i);
         }
         true
+    }
+
+    /// Recomputes the completion of the milestones whose tasks changed.
+    pub fn refresh_milestone_completions(&mut self) {
+        for milestone in std::mem::take(&mut self.dirty_milestones) {
+            let completion = flowmeter_shared::metrics::milestones::milestone_completion(
+                &self.facts,
+                &milestone,
+            );
+            self.milestone_completions.insert(milestone, completion);
+        }
     }
 
     /// Recounts the integration attempts and failures of `task_ids` from the attempts (a
