@@ -1,6 +1,4 @@
--- Alertmanager delivery (SPEC §17). Numbered 0013, leaving 0012 free for a migration being
--- written on another branch at the same time; migrations apply in name order, so the gap is
--- harmless.
+-- Alertmanager delivery (SPEC §17).
 --
 -- metrics_alertmanager_outbox: one row per alert transition (firing, escalated,
 -- deescalated, resolved) and configured Alertmanager, written in the snapshot's transaction;
