@@ -8,6 +8,23 @@ use chrono::{DateTime, Utc};
 use super::{LoggedEvent, ProjectState};
 use crate::demo::{generate_project, DemoOptions};
 
+/// A demo project's events as the log holds them, seq in stream order.
+fn logged(project: &crate::demo::DemoProject) -> Vec<LoggedEvent> {
+    project
+        .events
+        .iter()
+        .enumerate()
+        .map(|(i, e)| LoggedEvent {
+            seq: i as i64 + 1,
+            event_id: e["event_id"].as_str().unwrap().to_owned(),
+            entity_id: e["entity_id"].as_str().unwrap().to_owned(),
+            event_type: e["event_type"].as_str().unwrap().to_owned(),
+            payload: e["payload"].to_string().into(),
+            occurred_at: e["occurred_at"].as_str().unwrap().parse().unwrap(),
+        })
+        .collect()
+}
+
 #[test]
 #[ignore = "timing, run explicitly in release"]
 fn fold_one_demo_project() {
@@ -22,19 +39,7 @@ fn fold_one_demo_project() {
         },
         0,
     );
-    let events: Vec<LoggedEvent> = project
-        .events
-        .iter()
-        .enumerate()
-        .map(|(i, e)| LoggedEvent {
-            seq: i as i64 + 1,
-            event_id: e["event_id"].as_str().unwrap().to_owned(),
-            entity_id: e["entity_id"].as_str().unwrap().to_owned(),
-            event_type: e["event_type"].as_str().unwrap().to_owned(),
-            payload: e["payload"].to_string().into(),
-            occurred_at: e["occurred_at"].as_str().unwrap().parse().unwrap(),
-        })
-        .collect();
+    let events = logged(&project);
     let mut state = ProjectState::new(project.project_id);
     let started = Instant::now();
     let mut deltas = 0;
@@ -77,19 +82,7 @@ fn the_folds_scores_equal_the_formulas_at_every_hour() {
         },
         0,
     );
-    let events: Vec<LoggedEvent> = project
-        .events
-        .iter()
-        .enumerate()
-        .map(|(i, e)| LoggedEvent {
-            seq: i as i64 + 1,
-            event_id: e["event_id"].as_str().unwrap().to_owned(),
-            entity_id: e["entity_id"].as_str().unwrap().to_owned(),
-            event_type: e["event_type"].as_str().unwrap().to_owned(),
-            payload: e["payload"].to_string().into(),
-            occurred_at: e["occurred_at"].as_str().unwrap().parse().unwrap(),
-        })
-        .collect();
+    let events = logged(&project);
     let mut state = ProjectState::new(project.project_id);
     let (first, rest) = events.split_at(events.len() / 2);
     state.fold_batch(first, None);
