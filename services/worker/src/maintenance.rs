@@ -13,8 +13,9 @@ use uuid::Uuid;
 
 use crate::alerting::{self, SnapshotKind};
 use crate::fold::{Delta, LateInput, ProjectState, ReadModel};
-use crate::runner::{stored_dpi, Worker};
+use crate::runner::Worker;
 use crate::store;
+use crate::store::stored_dpi;
 
 /// Events read per step of a replay.
 const REPLAY_CHUNK: i64 = 10_000;

@@ -12,6 +12,7 @@ pub mod apply;
 pub mod closes;
 pub mod contrib;
 pub mod drilldown;
+mod entities;
 pub mod model;
 pub mod payload;
 pub mod snapshot;

@@ -89,10 +89,10 @@ pub struct ProjectState {
     pub phases: BTreeMap<String, PhaseFacts>,
     /// Event-time cursors.
     pub cursors: Cursors,
-    task_index: HashMap<String, usize>,
-    gate_index: HashMap<String, usize>,
-    attempt_index: HashMap<String, usize>,
-    milestone_index: HashMap<String, usize>,
+    pub(super) task_index: HashMap<String, usize>,
+    pub(super) gate_index: HashMap<String, usize>,
+    pub(super) attempt_index: HashMap<String, usize>,
+    pub(super) milestone_index: HashMap<String, usize>,
     /// Tasks per current state.
     pub state_counts: [i64; 11],
     /// WIP/blocked per full dimension tuple.
@@ -438,7 +438,7 @@ impl ProjectState {
     }
 
     /// Adds (`sign` = 1) or removes (−1) an attempt's contribution to the derived caches.
-    fn index_attempt(&mut self, i: usize, sign: i64) {
+    pub(super) fn index_attempt(&mut self, i: usize, sign: i64) {
         let attempt = &self.facts.attempts[i];
         let hours = attempt.finished_at.map(|at| Grain::Hour.bucket(at));
         Self::index_fact_hours(&mut self.fact_hours, hours.into_iter(), sign);
@@ -463,7 +463,7 @@ impl ProjectState {
     }
 
     /// Adds (`sign` = 1) or removes (−1) a task's contribution to the derived caches.
-    fn index_task(&mut self, i: usize, sign: i64) {
+    pub(super) fn index_task(&mut self, i: usize, sign: i64) {
         let task = &self.facts.tasks[i];
         Self::index_fact_hours(&mut self.fact_hours, task_fact_hours(task), sign);
         if let Some(milestone) = &task.milestone_id {
@@ -618,109 +618,6 @@ impl ProjectState {
                 self.index_attempt(i, 1);
                 i
             }
-        }
-    }
-
-    /// Takes a task out of the state (a late event re-folds it); false when unknown.
-    pub fn remove_task(&mut self, id: &str) -> bool {
-        let Some(&i) = self.task_index.get(id) else {
-            return false;
-        };
-        self.index_task(i, -1);
-        self.task_index.remove(id);
-        self.facts.tasks.swap_remove(i);
-        if let Some(moved) = self.facts.tasks.get(i) {
-            self.task_index.insert(moved.task_id.clone(), i);
-        }
-        true
-    }
-
-    /// Takes a gate out of the state; false when unknown.
-    pub fn remove_gate(&mut self, id: &str) -> bool {
-        let Some(i) = self.gate_index.remove(id) else {
-            return false;
-        };
-        self.facts.gates.swap_remove(i);
-        if let Some(moved) = self.facts.gates.get(i) {
-            self.gate_index.insert(moved.gate_id.clone(), i);
-        }
-        true
-    }
-
-    /// Takes an attempt out of the state; false when unknown.
-    pub fn remove_attempt(&mut self, id: &str) -> bool {
-        let Some(&i) = self.attempt_index.get(id) else {
-            return false;
-        };
-        self.index_attempt(i, -1);
-        self.attempt_index.remove(id);
-        self.facts.attempts.swap_remove(i);
-        if let Some(moved) = self.facts.attempts.get(i) {
-            self.attempt_index.insert(moved.attempt_id.clone(), i);
-        }
-        true
-    }
-
-    /// Takes a milestone out of the state; false when unknown.
-    pub fn remove_milestone(&mut self, id: &str) -> bool {
-        let Some(i) = self.milestone_index.remove(id) else {
-            return false;
-        };
-        self.facts.milestones.swap_remove(i);
-        if let Some(moved) = self.facts.milestones.get(i) {
-            self.milestone_index.insert(moved.milestone_id.clone(), i);
-        }
-        true
-    }
-
-    /// Recomputes the completion of the milestones whose tasks changed.
-    pub fn refresh_milestone_completions(&mut self) {
-        for milestone in std::mem::take(&mut self.dirty_milestones) {
-            let completion = flowmeter_shared::metrics::milestones::milestone_completion(
-                &self.facts,
-                &milestone,
-            );
-            self.milestone_completions.insert(milestone, completion);
-        }
-    }
-
-    /// Recounts the integration attempts and failures of `task_ids` from the attempts (a
-    /// failure is a finished attempt whose result is not a success).
-    pub fn recount_attempts(&mut self, task_ids: &BTreeSet<String>, delta: &mut Delta) {
-        if task_ids.is_empty() {
-            return;
-        }
-        let mut counts: HashMap<&str, (u32, u32)> = HashMap::new();
-        for attempt in &self.facts.attempts {
-            if task_ids.contains(&attempt.task_id) {
-                let entry = counts.entry(attempt.task_id.as_str()).or_default();
-                entry.0 += 1;
-                if attempt.result.is_some_and(|r| r.is_failure()) {
-                    entry.1 += 1;
-                }
-            }
-        }
-        let counts: Vec<(String, (u32, u32))> = task_ids
-            .iter()
-            .map(|id| {
-                (
-                    id.clone(),
-                    counts.get(id.as_str()).copied().unwrap_or_default(),
-                )
-            })
-            .collect();
-        for (id, (attempts, failures)) in counts {
-            let unchanged = self.task(&id).is_none_or(|t| {
-                t.integration_attempts == attempts && t.integration_failures == failures
-            });
-            if unchanged {
-                continue;
-            }
-            self.update_task(&id, |task| {
-                task.integration_attempts = attempts;
-                task.integration_failures = failures;
-            });
-            delta.tasks.insert(id);
         }
     }
 

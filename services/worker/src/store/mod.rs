@@ -2,8 +2,11 @@
 //! model from the projections, and writing deltas with bulk statements (UNNEST arrays, one
 //! statement per table). Callers own the transaction.
 
+mod history;
 mod load;
 mod write;
+
+pub use history::{apply_retention, stored_dpi};
 
 pub use load::{
     late_input, latest_summary, load_model, load_state, read_events, read_events_canonical,
