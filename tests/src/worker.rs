@@ -178,6 +178,28 @@ pub async fn dump_read_model(client: &tokio_postgres::Client, project: Uuid) -> 
     Value::Object(dump)
 }
 
+/// Asserts that every event id the API acknowledged with 200 is in the log (each at most
+/// once: the log's key is unique).
+pub async fn assert_all_stored(
+    client: &tokio_postgres::Client,
+    project: Uuid,
+    acknowledged: &[String],
+) {
+    let stored: i64 = client
+        .query_one(
+            "SELECT count(*) FROM event_log WHERE project_id = $1 AND event_id = ANY($2)",
+            &[&project, &acknowledged],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(
+        stored as usize,
+        acknowledged.len(),
+        "an acknowledged event was lost"
+    );
+}
+
 /// Waits until every project's checkpoint reached its log head and a snapshot exists;
 /// panics after `within`.
 pub async fn wait_until_caught_up(

@@ -244,19 +244,7 @@ async fn a_frozen_database_costs_a_request_at_most_the_timeout_and_recovers_losi
     // Everything acknowledged is stored once, and the worker folds it all.
     let client = flowmeter_tests::db::connect(&url).await;
     let acknowledged = acknowledged.lock().unwrap().clone();
-    let stored: i64 = client
-        .query_one(
-            "SELECT count(*) FROM event_log WHERE project_id = $1 AND event_id = ANY($2)",
-            &[&project, &acknowledged],
-        )
-        .await
-        .unwrap()
-        .get(0);
-    assert_eq!(
-        stored as usize,
-        acknowledged.len(),
-        "an acknowledged event was lost"
-    );
+    flowmeter_tests::worker::assert_all_stored(&client, project, &acknowledged).await;
     wait_until_caught_up(&client, &[project], Duration::from_secs(60)).await;
     let (folded, logged): (i64, i64) = {
         let row = client

@@ -243,19 +243,7 @@ async fn a_database_restart_under_load_gives_quick_503s_then_recovers_losing_not
     let client = flowmeter_tests::db::connect(&url).await;
     let acknowledged = acknowledged.lock().unwrap().clone();
     assert!(acknowledged.len() > 50);
-    let stored: i64 = client
-        .query_one(
-            "SELECT count(*) FROM event_log WHERE project_id = $1 AND event_id = ANY($2)",
-            &[&project, &acknowledged],
-        )
-        .await
-        .unwrap()
-        .get(0);
-    assert_eq!(
-        stored as usize,
-        acknowledged.len(),
-        "an acknowledged event was lost"
-    );
+    flowmeter_tests::worker::assert_all_stored(&client, project, &acknowledged).await;
     wait_until_caught_up(&client, &[project], Duration::from_secs(60)).await;
     let folded: i64 = client
         .query_one(

@@ -212,30 +212,23 @@ pub async fn get_trends(
     let level = LEVEL_METRICS.contains(&metric);
     let grouped = !dimensions.is_empty();
     let grain_name = grain.as_str();
-    let rows = read_model::trend_points(
-        &client,
-        request.project_id,
-        metric,
-        grain_name,
-        from,
-        end,
-        grouped,
-    )
-    .await?;
+    let points = |dimensioned: bool| {
+        read_model::trend_points(
+            &client,
+            request.project_id,
+            metric,
+            grain_name,
+            from,
+            end,
+            dimensioned,
+        )
+    };
+    let rows = points(grouped).await?;
     // Levels need the totals too when grouped (they say which buckets are closed), and the
     // value carried into the range.
     let (totals, (baseline, baseline_tuples)) = if level {
         let totals = if grouped {
-            read_model::trend_points(
-                &client,
-                request.project_id,
-                metric,
-                grain_name,
-                from,
-                end,
-                false,
-            )
-            .await?
+            points(false).await?
         } else {
             Vec::new()
         };

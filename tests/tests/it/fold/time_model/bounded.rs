@@ -45,19 +45,15 @@ async fn events_twenty_six_years_apart_fold_without_walking_the_years_between() 
         .get(0);
     assert!(points < 400, "{points} trend points for three events");
     // The old task is still in progress today: the series carries it over the years.
-    let body: Value = app
-        .get(
-            &format!(
-                "/v1/metrics/trends?project_id={}&metric=wip&granularity=month\
+    let body: Value = json_at(
+        &app,
+        &format!(
+            "/v1/metrics/trends?project_id={}&metric=wip&granularity=month\
                  &start_date=2010-01-01&end_date=2010-12-31",
-                b.project_id
-            ),
-            None,
-        )
-        .await
-        .json()
-        .await
-        .unwrap();
+            b.project_id
+        ),
+    )
+    .await;
     let values: Vec<f64> = body["data"]
         .as_array()
         .unwrap()

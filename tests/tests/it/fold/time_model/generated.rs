@@ -267,12 +267,8 @@ async fn the_same_events_in_any_arrival_order_and_batch_sizes_give_the_same_read
         let summary = |p: Uuid| {
             let app = &app;
             async move {
-                let body: Value = app
-                    .get(&format!("/v1/metrics/summary?project_id={p}"), None)
-                    .await
-                    .json()
-                    .await
-                    .unwrap();
+                let body: Value =
+                    json_at(app, &format!("/v1/metrics/summary?project_id={p}")).await;
                 let mut metrics = body["metrics"].clone();
                 strip(&mut metrics);
                 metrics

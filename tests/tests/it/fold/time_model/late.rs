@@ -149,12 +149,8 @@ async fn the_dpi_seven_days_earlier_follows_a_late_delivery() {
     let summary_dpi = |project: Uuid| {
         let app = &app;
         async move {
-            let body: Value = app
-                .get(&format!("/v1/metrics/summary?project_id={project}"), None)
-                .await
-                .json()
-                .await
-                .unwrap();
+            let body: Value =
+                json_at(app, &format!("/v1/metrics/summary?project_id={project}")).await;
             body["metrics"]["north_star"]["delivery_predictability_index"].clone()
         }
     };
@@ -162,18 +158,14 @@ async fn the_dpi_seven_days_earlier_follows_a_late_delivery() {
     let reference_dpi = |project: Uuid| {
         let app = &app;
         async move {
-            let body: Value = app
-                .get(
-                    &format!(
-                        "/v1/metrics/trends?project_id={project}&metric=delivery_predictability_index\
+            let body: Value = json_at(
+                app,
+                &format!(
+                    "/v1/metrics/trends?project_id={project}&metric=delivery_predictability_index\
                          &granularity=day&start_date=2026-03-12&end_date=2026-03-12"
-                    ),
-                    None,
-                )
-                .await
-                .json()
-                .await
-                .unwrap();
+                ),
+            )
+            .await;
             body["data"][0]["value"].as_f64().unwrap()
         }
     };
@@ -234,19 +226,15 @@ async fn hourly_scores_over_a_week_of_imported_history_have_a_point_every_hour()
         "flow_efficiency_score",
         "integration_reliability_score",
     ] {
-        let body: Value = app
-            .get(
-                &format!(
-                    "/v1/metrics/trends?project_id={}&metric={metric}&granularity=hour\
+        let body: Value = json_at(
+            &app,
+            &format!(
+                "/v1/metrics/trends?project_id={}&metric={metric}&granularity=hour\
                      &start_date=2026-03-11&end_date=2026-03-17",
-                    b.project_id
-                ),
-                None,
-            )
-            .await
-            .json()
-            .await
-            .unwrap();
+                b.project_id
+            ),
+        )
+        .await;
         let data = body["data"].as_array().unwrap();
         assert_eq!(data.len(), 7 * 24, "{metric}: one point per hour");
         let distinct: std::collections::BTreeSet<String> =

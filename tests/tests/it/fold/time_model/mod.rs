@@ -97,6 +97,11 @@ fn leaf_differences(a: &Value, b: &Value, at: String, out: &mut Vec<String>) {
     }
 }
 
+/// The JSON body of a GET with no key.
+async fn json_at(app: &TestApp, path: &str) -> Value {
+    app.get(path, None).await.json().await.unwrap()
+}
+
 /// Re-targets events at another project (same event ids and times).
 fn for_project(events: &[Value], project: Uuid) -> Vec<Value> {
     events
