@@ -453,6 +453,7 @@ async fn demo_data(
                               "events": events.len(), "accepted": stored }),
         );
     }
+    refresh_planner_statistics(pool, accepted).await?;
     Ok(json!({ "projects": projects, "events": total, "accepted": accepted, "end": options.end }))
 }
 
@@ -565,7 +566,20 @@ async fn import(
             break;
         }
     }
+    refresh_planner_statistics(pool, accepted).await?;
     Ok(json!({ "events": total, "accepted": accepted, "duplicates": duplicates }))
+}
+
+/// After a bulk load, refreshes the event log's planner statistics, so the worker's first
+/// reads are planned for the rows now there (autovacuum would do it only later).
+async fn refresh_planner_statistics(
+    pool: &deadpool_postgres::Pool,
+    accepted: u64,
+) -> anyhow::Result<()> {
+    if accepted > 0 {
+        pool.get().await?.batch_execute("ANALYZE event_log").await?;
+    }
+    Ok(())
 }
 
 /// Applies migrations (see `flowmeter_shared::db::migrations::apply`).

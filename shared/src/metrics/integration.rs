@@ -208,35 +208,100 @@ pub fn integration_reliability_of(
     is_closed: impl Fn(&str) -> bool,
     now: DateTime<Utc>,
 ) -> IntegrationReliabilityScore {
-    let finished = per_task.iter().map(|(_, t)| t.len()).sum::<usize>();
-    if finished == 0 {
-        return IntegrationReliabilityScore {
-            value: None,
-            success_rate: None,
-            avg_recovery_minutes: None,
-            reason: Some(reasons::NO_FINISHED_ATTEMPTS.to_owned()),
+    let mut tally = ReliabilityTally::default();
+    for (task_id, timeline) in per_task {
+        let mut open: Option<bool> = None;
+        for (index, (finished_at, result)) in timeline.iter().enumerate() {
+            let next_success = timeline[index + 1..]
+                .iter()
+                .find(|(_, r)| *r == AttemptResult::Success)
+                .map(|(at, _)| *at);
+            tally.add(*finished_at, *result, next_success, now, || {
+                *open.get_or_insert_with(|| !is_closed(task_id))
+            });
+        }
+    }
+    tally.score()
+}
+
+/// What IRS is computed from: the finished attempts of a window, how many succeeded, and the
+/// recovery samples summed in whole microseconds (so the mean does not depend on the order
+/// the samples are added in).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ReliabilityTally {
+    pub finished: u64,
+    pub successes: u64,
+    pub recovery_micros: i128,
+    pub recoveries: u64,
+}
+
+impl ReliabilityTally {
+    /// Adds one finished attempt of the window ending at `now`. `next_success` is the finish
+    /// of the first success after it on its task's timeline (before `now`, or it is ignored);
+    /// `task_open` says whether its task is still open, asked only for a failure without one.
+    pub fn add(
+        &mut self,
+        finished_at: DateTime<Utc>,
+        result: AttemptResult,
+        next_success: Option<DateTime<Utc>>,
+        now: DateTime<Utc>,
+        task_open: impl FnOnce() -> bool,
+    ) {
+        self.finished += 1;
+        if result == AttemptResult::Success {
+            self.successes += 1;
+            return;
+        }
+        if !result.is_failure() {
+            return;
+        }
+        let until = match next_success.filter(|at| *at < now) {
+            Some(succeeded_at) => succeeded_at,
+            None if task_open() => now,
+            None => return,
         };
+        self.recovery_micros += micros_between(finished_at, until);
+        self.recoveries += 1;
     }
-    let successes = per_task
-        .iter()
-        .flat_map(|(_, timeline)| timeline)
-        .filter(|(_, r)| *r == AttemptResult::Success)
-        .count();
-    let failures = finished - successes;
-    let success_rate = successes as f64 / finished as f64;
-    let mean_recovery = mean(&recovery_samples_with(per_task, is_closed, now));
-    let value = irs_combine(success_rate, recovery_speed(mean_recovery));
-    let reason = match (mean_recovery, failures) {
-        (Some(_), _) => None,
-        (None, 0) => Some(reasons::NO_FAILED_ATTEMPTS),
-        (None, _) => Some(reasons::NO_RECOVERIES),
-    };
-    IntegrationReliabilityScore {
-        value: Some(round_score(100.0 * value)),
-        success_rate: Some(round_ratio(success_rate)),
-        avg_recovery_minutes: mean_recovery.map(round_duration),
-        reason: reason.map(str::to_owned),
+
+    /// IRS from the tally; everything `null` when nothing finished.
+    pub fn score(&self) -> IntegrationReliabilityScore {
+        if self.finished == 0 {
+            return IntegrationReliabilityScore {
+                value: None,
+                success_rate: None,
+                avg_recovery_minutes: None,
+                reason: Some(reasons::NO_FINISHED_ATTEMPTS.to_owned()),
+            };
+        }
+        let failures = self.finished - self.successes;
+        let success_rate = self.successes as f64 / self.finished as f64;
+        let mean_recovery = (self.recoveries > 0)
+            .then(|| self.recovery_micros as f64 / self.recoveries as f64 / MICROS_PER_MINUTE);
+        let value = irs_combine(success_rate, recovery_speed(mean_recovery));
+        let reason = match (mean_recovery, failures) {
+            (Some(_), _) => None,
+            (None, 0) => Some(reasons::NO_FAILED_ATTEMPTS),
+            (None, _) => Some(reasons::NO_RECOVERIES),
+        };
+        IntegrationReliabilityScore {
+            value: Some(round_score(100.0 * value)),
+            success_rate: Some(round_ratio(success_rate)),
+            avg_recovery_minutes: mean_recovery.map(round_duration),
+            reason: reason.map(str::to_owned),
+        }
     }
+}
+
+const MICROS_PER_MINUTE: f64 = 60_000_000.0;
+
+/// Non-negative whole microseconds from `from` to `to`.
+fn micros_between(from: DateTime<Utc>, to: DateTime<Utc>) -> i128 {
+    let delta = to - from;
+    let micros = delta
+        .num_microseconds()
+        .map_or(i128::from(delta.num_seconds()) * 1_000_000, i128::from);
+    micros.max(0)
 }
 
 #[cfg(test)]

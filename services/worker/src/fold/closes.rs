@@ -12,7 +12,7 @@ use std::collections::{BTreeSet, HashMap};
 use chrono::{DateTime, Duration, Utc};
 use flowmeter_shared::metrics::stats::{round_duration, round_score};
 use flowmeter_shared::metrics::time::{in_window, FLOW_WINDOW, SCHEDULE_WINDOW};
-use flowmeter_shared::metrics::{efficiency, integration, predictability, AttemptResult};
+use flowmeter_shared::metrics::{efficiency, predictability};
 
 /// The window of IRS (SPEC §4: attempts finished in the last 30 days).
 fn integration_window() -> Duration {
@@ -104,16 +104,6 @@ impl ProjectState {
     /// (a fact leaves a trailing window there) get points: readers carry the value forward
     /// through the others, so a stretch of empty event time costs nothing.
     pub fn advance_to(&mut self, t: DateTime<Utc>, delta: &mut Delta) {
-        if !self.dirty_milestones.is_empty()
-            && self
-                .cursors
-                .open
-                .get(&Grain::Hour)
-                .is_some_and(|open| Grain::Hour.next(*open) <= t)
-        {
-            // Closes read the milestone completions.
-            self.refresh_milestone_completions();
-        }
         let mut scores = HashMap::new();
         for grain in Grain::ALL {
             let Some(start) = self.cursors.open.get(&grain).copied() else {
@@ -233,8 +223,7 @@ impl ProjectState {
     }
 
     /// DPI (0–100) as of `end`, as `predictability::delivery_predictability_index` computes
-    /// it, from the kept milestone completions and resolved blocked stays (no pass over the
-    /// tasks). Requires fresh completions ([`ProjectState::refresh_milestone_completions`]).
+    /// it, from the milestone tallies and resolved blocked stays (no pass over the tasks).
     /// The cycle times come in integration order, so their mean and deviation do not
     /// depend on the order tasks arrived in.
     pub fn delivery_predictability(&self, end: DateTime<Utc>, cycle: &[f64]) -> Option<f64> {
@@ -244,10 +233,9 @@ impl ProjectState {
             .iter()
             .filter_map(|milestone| {
                 let completed_at = self
-                    .milestone_completions
-                    .get(&milestone.milestone_id)
-                    .copied()
-                    .flatten()?;
+                    .milestone_tallies
+                    .get(&milestone.milestone_id)?
+                    .completed_at()?;
                 if !in_window(completed_at, end, SCHEDULE_WINDOW) {
                     return None;
                 }
@@ -266,28 +254,17 @@ impl ProjectState {
     }
 
     /// IRS as of `end`, equal to `integration::integration_reliability_score` over the facts,
-    /// from the attempts kept in IRS order (one pass over them, no sort).
+    /// from the window's finished attempts (each failure knowing the success that recovers
+    /// it, so there is no grouping and no sort).
     pub fn integration_reliability(
         &self,
         end: DateTime<Utc>,
     ) -> flowmeter_shared::metrics::summary::IntegrationReliabilityScore {
-        let from = end - integration_window();
-        let mut per_task: Vec<integration::Timeline<'_>> = Vec::new();
-        for (task_id, at, _, _, rank) in &self.finished_attempts {
-            if *at < from || *at >= end {
-                continue;
-            }
-            let finish = (*at, AttemptResult::ALL[usize::from(*rank)]);
-            match per_task.last_mut() {
-                Some((task, timeline)) if *task == task_id.as_str() => timeline.push(finish),
-                _ => per_task.push((task_id.as_str(), vec![finish])),
-            }
-        }
-        integration::integration_reliability_of(
-            &per_task,
-            |task_id| self.task(task_id).is_some_and(|t| t.state.is_terminal()),
-            end,
-        )
+        self.finished_attempts
+            .tally(end, integration_window(), |task_id| {
+                self.task(task_id).is_none_or(|t| !t.state.is_terminal())
+            })
+            .score()
     }
 
     /// Cycle and lead time samples (minutes) of tasks integrated in the 30 days before `end`.

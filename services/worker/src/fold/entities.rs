@@ -59,17 +59,6 @@ impl ProjectState {
         true
     }
 
-    /// Recomputes the completion of the milestones whose tasks changed.
-    pub fn refresh_milestone_completions(&mut self) {
-        for milestone in std::mem::take(&mut self.dirty_milestones) {
-            let completion = flowmeter_shared::metrics::milestones::milestone_completion(
-                &self.facts,
-                &milestone,
-            );
-            self.milestone_completions.insert(milestone, completion);
-        }
-    }
-
     /// Recounts the integration attempts and failures of `task_ids` from the attempts (a
     /// failure is a finished attempt whose result is not a success).
     pub fn recount_attempts(&mut self, task_ids: &BTreeSet<String>, delta: &mut Delta) {

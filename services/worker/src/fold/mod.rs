@@ -15,6 +15,7 @@ pub mod drilldown;
 mod entities;
 pub mod model;
 pub mod payload;
+mod reliability;
 pub mod snapshot;
 pub mod state;
 

@@ -49,7 +49,6 @@ impl ProjectState {
         stored: Option<(DateTime<Utc>, Option<f64>)>,
     ) -> Delta {
         let mut delta = Delta::default();
-        self.refresh_milestone_completions();
         self.close_until(now, fill_gap, &mut delta);
 
         // DPI as of the reference day's end: the latest day point at or before it (points

@@ -15,6 +15,7 @@ use uuid::Uuid;
 
 use super::model::Delta;
 use super::model::{Dims, PhaseFacts, BREAKDOWN_DIMENSIONS};
+use super::reliability::FinishedAttempts;
 use flowmeter_shared::read_model::Grain;
 
 /// WIP and blocked counts of a group of tasks.
@@ -111,24 +112,56 @@ pub struct ProjectState {
     /// hour), so a stretch of event time without events closes only the buckets in which
     /// a value can change, never every empty bucket in between.
     pub fact_hours: BTreeMap<DateTime<Utc>, u32>,
-    /// Finished attempts in the order IRS reads them (task, finish time, attempt number,
-    /// attempt id; the result's index in `AttemptResult::ALL` last), so a score point
-    /// gathers the window's timelines in one pass instead of a sort.
-    pub finished_attempts: BTreeSet<FinishedAttempt>,
+    /// Finished attempts per task and by finish time, so a score point walks only the
+    /// window's attempts.
+    pub finished_attempts: FinishedAttempts,
     /// Resolved blocked stays by end time: (stays, stays of at most 48 h), for the blocker
     /// resolution rate over a window without a pass over every task.
     pub resolved_blocked: BTreeMap<DateTime<Utc>, (u32, u32)>,
-    /// Completion of each milestone (`milestones::milestone_completion`), kept up to date
-    /// by [`ProjectState::refresh_milestone_completions`] for the milestones in
-    /// `dirty_milestones` (those whose tasks changed).
-    pub milestone_completions: HashMap<String, Option<DateTime<Utc>>>,
-    /// Milestones whose tasks changed since their completion was last computed.
-    pub dirty_milestones: HashSet<String>,
+    /// Per milestone, what its completion (`milestones::milestone_completion`) is read
+    /// from, kept as its tasks change.
+    pub milestone_tallies: HashMap<String, MilestoneTally>,
 }
 
-/// A finished attempt in IRS order: task id, finish time, attempt number, attempt id, and the
-/// result's index in `AttemptResult::ALL`.
-pub type FinishedAttempt = (String, DateTime<Utc>, Option<i64>, String, u8);
+/// A milestone's tasks as its completion reads them: complete when none is open and one is
+/// integrated, at the latest terminal time.
+#[derive(Debug, Clone, Default)]
+pub struct MilestoneTally {
+    open: i64,
+    integrated: i64,
+    /// Terminal times of the terminal tasks (a multiset).
+    terminal_at: BTreeMap<DateTime<Utc>, u32>,
+}
+
+impl MilestoneTally {
+    fn add(&mut self, task: &TaskFacts, sign: i64) {
+        self.integrated += sign * i64::from(task.state == TaskState::Integrated);
+        let Some(at) = task.terminal_time() else {
+            self.open += sign;
+            return;
+        };
+        if sign > 0 {
+            *self.terminal_at.entry(at).or_default() += 1;
+        } else if let Some(n) = self.terminal_at.get_mut(&at) {
+            *n -= 1;
+            if *n == 0 {
+                self.terminal_at.remove(&at);
+            }
+        }
+    }
+
+    fn is_empty(&self) -> bool {
+        self.open == 0 && self.terminal_at.is_empty()
+    }
+
+    /// When the milestone was completed, if it is.
+    pub fn completed_at(&self) -> Option<DateTime<Utc>> {
+        if self.open > 0 || self.integrated == 0 {
+            return None;
+        }
+        self.terminal_at.keys().next_back().copied()
+    }
+}
 
 /// Which of a project's entities already have rows in the database. Tasks, gates and
 /// attempts are only ever appended to [`ProjectFacts`], so a prefix length says which may have
@@ -295,10 +328,9 @@ impl ProjectState {
             drilldown_pending: BTreeSet::new(),
             stored: Stored::default(),
             fact_hours: BTreeMap::new(),
-            finished_attempts: BTreeSet::new(),
+            finished_attempts: FinishedAttempts::default(),
             resolved_blocked: BTreeMap::new(),
-            milestone_completions: HashMap::new(),
-            dirty_milestones: HashSet::new(),
+            milestone_tallies: HashMap::new(),
         };
         state.stored.tasks = state.facts.tasks.len();
         state.stored.gates = state.facts.gates.len();
@@ -467,8 +499,16 @@ impl ProjectState {
         let task = &self.facts.tasks[i];
         Self::index_fact_hours(&mut self.fact_hours, task_fact_hours(task), sign);
         if let Some(milestone) = &task.milestone_id {
-            if !self.dirty_milestones.contains(milestone) {
-                self.dirty_milestones.insert(milestone.clone());
+            // Look up before inserting: a key is only built (allocated) for a new entry.
+            if let Some(tally) = self.milestone_tallies.get_mut(milestone) {
+                tally.add(task, sign);
+                if tally.is_empty() {
+                    self.milestone_tallies.remove(milestone);
+                }
+            } else {
+                let mut tally = MilestoneTally::default();
+                tally.add(task, sign);
+                self.milestone_tallies.insert(milestone.clone(), tally);
             }
         }
         let quick_seconds =

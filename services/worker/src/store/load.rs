@@ -17,7 +17,9 @@ use crate::fold::state::{Cursors, TrendWritten};
 use crate::fold::{LateInput, LoggedEvent, ProjectState, ReadModel};
 
 /// Up to `limit` events after `after_seq`, in seq order. Rows are converted as they arrive,
-/// so a batch is never held twice (as rows and as events).
+/// so a batch is never held twice (as rows and as events). The sequence is gapless, so the
+/// range is bounded on both sides: however stale the planner's statistics, the query reads
+/// at most `limit` rows.
 pub async fn read_events(
     client: &impl GenericClient,
     project_id: Uuid,
@@ -27,7 +29,8 @@ pub async fn read_events(
     collect_events(
         client,
         "SELECT seq, event_id, entity_id, event_type, payload::text, occurred_at
-           FROM event_log WHERE project_id = $1 AND seq > $2 ORDER BY seq LIMIT $3",
+           FROM event_log WHERE project_id = $1 AND seq > $2 AND seq <= $2 + $3
+          ORDER BY seq LIMIT $3",
         &[&project_id, &after_seq, &limit],
         usize::try_from(limit).unwrap_or(0).min(100_000),
     )
