@@ -133,8 +133,17 @@ function shell(project: Project, route: Route): { main: HTMLElement } {
   return { main };
 }
 
+/** Renders the page for the current route; `#app[data-ready]` names the last finished render. */
 async function render(): Promise<void> {
   const ticket = ++rendering;
+  try {
+    await renderRoute(ticket);
+  } finally {
+    if (ticket === rendering) root.dataset.ready = String(ticket);
+  }
+}
+
+async function renderRoute(ticket: number): Promise<void> {
   if (!session || !catalog) return;
   const route = parseRoute(location.hash);
   try {
@@ -154,6 +163,7 @@ async function render(): Promise<void> {
       clear(root, h("header", { class: "top" }, h("h1", {}, "Flowmeter")), notice("error", "This key cannot see that project", `No project ${route.projectId} among the ${projects.length} this key may read.`), h("a", { href: formatRoute({ projectId: projects[0].id, view: "overview", alertId: null }) }, `Open ${projects[0].name}`));
       return;
     }
+    // The hash change renders again.
     navigate({ projectId: projects[0].id, view: "overview" });
     return;
   }
@@ -173,10 +183,18 @@ async function render(): Promise<void> {
   } catch (error) {
     if (ticket === rendering) clear(main, describe(error));
   }
-  root.dataset.ready = String(ticket);
 }
 
 async function start(): Promise<void> {
+  const ticket = ++rendering;
+  try {
+    await connect();
+  } finally {
+    if (ticket === rendering) root.dataset.ready = String(ticket);
+  }
+}
+
+async function connect(): Promise<void> {
   clear(root, notice("loading", "Connecting to the Flowmeter API…"));
   try {
     catalog = await loadCatalog();

@@ -122,3 +122,43 @@ async fn hot_read_queries_use_indexes() {
         assert!(plan.contains("Index"), "{name} uses no index:\n{plan}");
     }
 }
+
+/// `GET /v1/projects` reads each project's count and last event from its log head and one
+/// primary-key lookup of the head event, never by counting or scanning the event log.
+#[tokio::test]
+async fn the_projects_list_reads_the_log_head_not_the_log() {
+    let app = TestApp::spawn().await;
+    let mut b = EventBuilder::new();
+    app.ingest(&varied_stream(&mut b, 40)).await;
+    worker_json(
+        &app.db.url,
+        &["backfill", "--project", &b.project_id.to_string()],
+        &[],
+    );
+    let client = app.db.client().await;
+    client
+        .batch_execute("ANALYZE; SET enable_seqscan = off")
+        .await
+        .unwrap();
+    let none: Option<String> = None;
+    let plan = plan(
+        &client,
+        flowmeter_api::routes::projects::PROJECTS_SQL,
+        &[
+            &None::<uuid::Uuid>,
+            &none,
+            &none,
+            &none,
+            &None::<uuid::Uuid>,
+            &100_i64,
+        ],
+    )
+    .await;
+    assert!(!plan.contains("Seq Scan"), "a table is scanned:\n{plan}");
+    assert!(!plan.contains("Aggregate"), "something is counted:\n{plan}");
+    assert!(
+        plan.contains("event_log_pkey"),
+        "the head event by its key:\n{plan}"
+    );
+    assert!(plan.contains("metrics_summary"), "{plan}");
+}

@@ -117,6 +117,8 @@ fn routes(project: Uuid, alert: Uuid) -> Vec<Route> {
         get(format!("/v1/metrics/health?project_id={p}"), Some(Role::Viewer)),
         get(format!("/v1/metrics/alerts?project_id={p}"), Some(Role::Viewer)),
         get(format!("/v1/metrics/actions?project_id={p}"), Some(Role::Viewer)),
+        get(format!("/v1/projects/{p}"), Some(Role::Viewer)),
+        get("/".into(), None),
         Route {
             method: reqwest::Method::POST,
             path: "/v1/events".into(),
