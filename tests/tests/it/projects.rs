@@ -272,8 +272,9 @@ async fn counts_freshness_and_etags_follow_the_log_and_the_fold() {
         .as_str()
         .is_some());
     let mut b = EventBuilder::for_project(project);
-    app.seed(&[b.task_created("late-1", Utc::now(), json!({}))])
-        .await;
+    let mut late = b.task_created("late-1", Utc::now(), json!({}));
+    late["event_id"] = json!("late-event-1");
+    app.seed(&[late]).await;
     let body = app.get(&path, None).await.json::<Value>().await.unwrap();
     assert_eq!(body["data"]["event_count"], 5);
     assert_eq!(body["data"]["freshness"]["lag_events"], 1);

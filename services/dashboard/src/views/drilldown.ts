@@ -77,7 +77,8 @@ export async function renderDrilldown(ctx: Context, view: HTMLElement): Promise<
       h("td", { "data-value": item.value ?? "null" }, formatMetric(metric, item.value)),
       h("td", {}, formatInstant(item.timestamp)),
       DRILLDOWN_CONTEXT.map((k) => h("td", {}, String(item.context?.[k] ?? "—"))),
-      h("td", { class: "muted" }, item.contributing_factors.map((f) => f.description).join("; ")),
+      // The two largest factors; all of them on hover and in the CSV.
+      h("td", { class: "muted", title: item.contributing_factors.map((f) => f.description).join("\n") }, item.contributing_factors.slice(0, 2).map((f) => f.description).join("; ") + (item.contributing_factors.length > 2 ? " …" : "")),
     ),
   );
   const table = h(
