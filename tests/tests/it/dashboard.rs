@@ -8,11 +8,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use flowmeter_shared::auth::Role;
-use flowmeter_tests::events::EventBuilder;
-use flowmeter_tests::worker::TEST_NOW;
 use flowmeter_tests::{TestApp, TestAppOptions};
-use serde_json::json;
-use uuid::Uuid;
 
 fn dashboard_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -139,22 +135,6 @@ async fn the_dashboard_is_embedded_with_a_strict_policy_and_gzip() {
         .await;
 }
 
-/// A project whose fold raises the `ini_backlog` alert (12 tasks implemented, none
-/// integrated), on the tests' clock.
-async fn project_with_alert(app: &TestApp) -> Uuid {
-    let now: chrono::DateTime<chrono::Utc> = TEST_NOW.parse().unwrap();
-    let mut b = EventBuilder::new();
-    let at = now - chrono::Duration::days(2);
-    let mut events = Vec::new();
-    for k in 0..12 {
-        let id = format!("t{k}");
-        events.push(b.task_created(&id, at, json!({"assignee": "ana"})));
-        events.push(b.transition(&id, "implemented", at + chrono::Duration::hours(1)));
-    }
-    app.seed(&events).await;
-    b.project_id
-}
-
 #[tokio::test]
 async fn the_dashboard_in_a_real_browser_shows_the_apis_numbers() {
     let app = TestApp::spawn_with(
@@ -167,22 +147,11 @@ async fn the_dashboard_in_a_real_browser_shows_the_apis_numbers() {
     )
     .await;
     let mut projects = crate::ops::load_demo(&app.db.url, 2, 80);
-    let alerted = project_with_alert(&app).await;
+    // A project with a firing ini_backlog alert (folded once), then the demo's by the daemon.
+    let (alerted, alert) = crate::reliability::folded_project_with_alert(&app).await;
     let mut worker = crate::ops::fold_everything(&app.db.url).await;
     worker.terminate();
     projects.push(alerted);
-    let alert: Uuid = app
-        .db
-        .client()
-        .await
-        .query_one(
-            "SELECT id FROM metrics_alert WHERE project_id = $1 AND metric_key = 'ini_backlog'",
-            &[&alerted],
-        )
-        .await
-        .unwrap()
-        .get(0);
-    // The page lists projects by name: the demo's two first, in the order the picker shows.
     let admin = app.create_key(None, &[Role::Admin]).await;
     let planner = app.create_key(None, &[Role::Viewer, Role::Planner]).await;
     let viewer = app.create_key(None, &[Role::Viewer]).await;

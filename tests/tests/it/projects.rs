@@ -8,7 +8,7 @@ use chrono::Utc;
 use flowmeter_shared::auth::Role;
 use flowmeter_tests::app::assert_error;
 use flowmeter_tests::events::EventBuilder;
-use flowmeter_tests::openapi::{response_schema, validate};
+use flowmeter_tests::openapi::{document as openapi_document, response_schema, validate};
 use flowmeter_tests::worker::worker_json;
 use flowmeter_tests::{TestApp, TestAppOptions};
 use serde_json::{json, Value};
@@ -44,6 +44,21 @@ async fn json_of(app: &TestApp, path: &str, key: &str) -> Value {
     assert_eq!(response.status(), 200, "{path}");
     flowmeter_tests::app::assert_common_headers(&response);
     response.json().await.unwrap()
+}
+
+/// The ids `GET path` lists (authentication off).
+async fn listed(app: &TestApp, path: &str) -> Vec<Uuid> {
+    ids(&app.get(path, None).await.json::<Value>().await.unwrap())
+}
+
+/// `GET path` with `If-None-Match: etag`.
+async fn revalidate(app: &TestApp, path: &str, etag: &str) -> reqwest::Response {
+    app.http
+        .get(app.url(path))
+        .header("If-None-Match", etag)
+        .send()
+        .await
+        .unwrap()
 }
 
 fn ids(body: &Value) -> Vec<Uuid> {
@@ -135,43 +150,16 @@ async fn pages_follow_the_cursor_and_q_and_status_filter() {
         seen, projects,
         "Alpha-00…04 then beta-00, beta-01 (byte order)"
     );
-    // q: case-insensitive substring of the name; wildcards are literal.
-    let body = app
-        .get("/v1/projects?q=ALPHA-0", None)
-        .await
-        .json::<Value>()
-        .await
-        .unwrap();
-    assert_eq!(ids(&body), projects[..5].to_vec());
-    let body = app
-        .get("/v1/projects?q=ta-01", None)
-        .await
-        .json::<Value>()
-        .await
-        .unwrap();
-    assert_eq!(ids(&body), vec![projects[6]]);
-    let body = app
-        .get("/v1/projects?q=%25", None)
-        .await
-        .json::<Value>()
-        .await
-        .unwrap();
-    assert_eq!(ids(&body), Vec::<Uuid>::new(), "% matches only a literal %");
-    // status
-    let body = app
-        .get("/v1/projects?status=archived", None)
-        .await
-        .json::<Value>()
-        .await
-        .unwrap();
-    assert_eq!(ids(&body), vec![projects[6]]);
-    let body = app
-        .get("/v1/projects?status=active&q=beta", None)
-        .await
-        .json::<Value>()
-        .await
-        .unwrap();
-    assert_eq!(ids(&body), vec![projects[5]]);
+    // q: a case-insensitive substring of the name (wildcards literal); status.
+    for (path, expected) in [
+        ("/v1/projects?q=ALPHA-0", projects[..5].to_vec()),
+        ("/v1/projects?q=ta-01", vec![projects[6]]),
+        ("/v1/projects?q=%25", Vec::new()),
+        ("/v1/projects?status=archived", vec![projects[6]]),
+        ("/v1/projects?status=active&q=beta", vec![projects[5]]),
+    ] {
+        assert_eq!(listed(&app, path).await, expected, "{path}");
+    }
     // Bad input names the field.
     for (path, status, field) in [
         ("/v1/projects?limit=0", 422, "limit"),
@@ -203,12 +191,7 @@ async fn pages_follow_the_cursor_and_q_and_status_filter() {
 #[tokio::test]
 async fn counts_freshness_and_etags_follow_the_log_and_the_fold() {
     let app = TestApp::spawn().await;
-    let document: Value = app
-        .get("/v1/openapi.json", None)
-        .await
-        .json()
-        .await
-        .unwrap();
+    let document = openapi_document(&app).await;
     let project = named_projects(&app, "counted", 1, 4).await[0];
     let path = format!("/v1/projects/{project}");
     let check_schema = |template: &str, body: &Value| {
@@ -229,13 +212,7 @@ async fn counts_freshness_and_etags_follow_the_log_and_the_fold() {
         json!({"as_of_seq": 0, "log_head_seq": 4, "lag_events": 4, "captured_at": null})
     );
     // Unchanged: 304 with the same tag, for both routes.
-    let again = app
-        .http
-        .get(app.url(&path))
-        .header("If-None-Match", &etag)
-        .send()
-        .await
-        .unwrap();
+    let again = revalidate(&app, &path, &etag).await;
     assert_eq!(again.status(), 304);
     assert_eq!(again.headers()["etag"].to_str().unwrap(), etag);
     let list = app.get("/v1/projects", None).await;
@@ -243,13 +220,7 @@ async fn counts_freshness_and_etags_follow_the_log_and_the_fold() {
     let list_body: Value = list.json().await.unwrap();
     check_schema("/v1/projects", &list_body);
     assert_eq!(list_body["data"][0], body["data"]);
-    let list_again = app
-        .http
-        .get(app.url("/v1/projects"))
-        .header("If-None-Match", &list_etag)
-        .send()
-        .await
-        .unwrap();
+    let list_again = revalidate(&app, "/v1/projects", &list_etag).await;
     assert_eq!(list_again.status(), 304);
     // Folding changes freshness, so the tag; a new event changes the count.
     worker_json(
@@ -257,13 +228,7 @@ async fn counts_freshness_and_etags_follow_the_log_and_the_fold() {
         &["once", "--project", &project.to_string()],
         &[],
     );
-    let folded = app
-        .http
-        .get(app.url(&path))
-        .header("If-None-Match", &etag)
-        .send()
-        .await
-        .unwrap();
+    let folded = revalidate(&app, &path, &etag).await;
     assert_eq!(folded.status(), 200);
     let folded: Value = folded.json().await.unwrap();
     assert_eq!(folded["data"]["freshness"]["as_of_seq"], 4);
@@ -284,12 +249,7 @@ async fn counts_freshness_and_etags_follow_the_log_and_the_fold() {
 #[tokio::test]
 async fn the_session_says_whether_a_key_is_needed_and_what_it_may_do() {
     let app = TestApp::spawn_with(TestAppOptions::with_auth()).await;
-    let document: Value = app
-        .get("/v1/openapi.json", None)
-        .await
-        .json()
-        .await
-        .unwrap();
+    let document = openapi_document(&app).await;
     let project = Uuid::new_v4();
     let planner = app
         .create_key(Some(project), &[Role::Viewer, Role::Planner])
