@@ -261,6 +261,9 @@ try {
     await page.waitForSelector('[data-testid="notice-error"]');
     check(/no access/.test(await page.locator('[data-testid="notice-error"]').innerText()), "a key without access is told so");
     await shot(page, "10-key-without-access");
+    // It can be swapped for another key without reloading.
+    await after(page, () => page.click('[data-testid="use-another-key"]'));
+    check(await page.locator('[data-testid="key-form"]').count() === 1, "'Use another key' asks for a key again");
     await context.close();
   }
 } catch (error) {

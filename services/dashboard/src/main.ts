@@ -150,7 +150,9 @@ async function renderRoute(ticket: number): Promise<void> {
     const list = await get<{ data: Project[] }>("/v1/projects?limit=500");
     projects = list.data;
   } catch (error) {
-    clear(root, h("header", { class: "top" }, h("h1", {}, "Flowmeter")), describe(error));
+    // A key that cannot list projects can be swapped for another one from here.
+    const another = session.auth_required ? h("button", { type: "button", "data-testid": "use-another-key", onclick: () => { storeKey(null); void start(); } }, "Use another key") : null;
+    clear(root, h("header", { class: "top" }, h("h1", {}, "Flowmeter")), describe(error), ...(another ? [another] : []));
     return;
   }
   if (projects.length === 0) {
