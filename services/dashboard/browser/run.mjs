@@ -5,6 +5,7 @@
 //   FLOWMETER_ADMIN_KEY, FLOWMETER_PLANNER_KEY, FLOWMETER_VIEWER_KEY, FLOWMETER_INGEST_KEY
 //   FLOWMETER_PROJECTS        comma list of project ids (the first two have many tasks)
 //   FLOWMETER_ALERT           project_id/alert_id of a firing, unacknowledged alert
+//   FLOWMETER_EMPTY_PROJECT   a project without events (the alerted one is left stale)
 //   FLOWMETER_SCREENSHOTS     directory for one PNG per view
 //   CHROMIUM                  the browser (default /usr/bin/chromium)
 // Prints one JSON line of measurements last; exits 1 with every failed check listed.
@@ -234,6 +235,8 @@ try {
     const selected = page.locator('[data-testid="alert-selected"]');
     await selected.waitFor();
     check((await selected.getAttribute("data-alert")) === alertId, "the deep link opens the alert");
+    check((await page.locator('[data-testid="freshness"]').getAttribute("data-state")) === "stale", "events after an old snapshot make the badge say stale");
+    check(/stale: 1 event behind/.test(await page.locator('[data-testid="freshness"]').innerText()), "the stale badge gives the lag");
     await shot(page, "07-alert-deep-link");
     await selected.locator('[data-testid="ack-reason"]').fill("looking into the backlog");
     await after(page, () => selected.locator('[data-testid="ack-button"]').click());
@@ -246,6 +249,31 @@ try {
     await after(page, () => page.selectOption("#alert-state", "resolved"));
     const resolved = await api(`/v1/metrics/alerts?project_id=${alertProject}&state=resolved&limit=500`);
     check((await page.locator("[data-alert]").count()) === resolved.items.length, "the state filter shows the API's resolved alerts");
+    await context.close();
+  }
+
+  // A project without events, and an API that does not answer.
+  {
+    const { context, page } = await open("empty states", keys.admin);
+    await page.goto(`${base}/#/projects/${process.env.FLOWMETER_EMPTY_PROJECT}/overview`);
+    await page.waitForSelector('[data-testid="freshness"][data-state="empty"]');
+    check(/no events yet/.test(await page.locator("#view").innerText()), "a project without events says so");
+    await shot(page, "11-project-without-events");
+    await context.close();
+  }
+  {
+    const { context, page } = await open("API down", keys.admin);
+    page.removeAllListeners("console");
+    page.on("console", (m) => {
+      // The refused requests are logged as failed loads; anything else is an error.
+      if (m.type() === "error" && !/ERR_FAILED|Failed to fetch/.test(m.text())) failures.push(`API down: console error: ${m.text()}`);
+    });
+    // The page loads, then every API request fails as if the server had gone.
+    await page.route(/\/v1\//, (route) => route.abort("failed"));
+    await page.goto(`${base}/`);
+    await page.waitForSelector('[data-testid="notice-error"]');
+    check(/does not answer/.test(await page.locator('[data-testid="notice-error"]').innerText()), "an API that does not answer is named");
+    await shot(page, "12-api-down");
     await context.close();
   }
 

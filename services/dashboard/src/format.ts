@@ -90,3 +90,8 @@ export function humanize(identifier: string): string {
   const words = identifier.replace(/_/g, " ");
   return words.charAt(0).toUpperCase() + words.slice(1);
 }
+
+/** A count with its noun ("1 event", "3 events"). */
+export function countOf(count: number, noun: string): string {
+  return `${formatNumber(count, 0)} ${noun}${count === 1 ? "" : "s"}`;
+}

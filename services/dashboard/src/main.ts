@@ -7,7 +7,7 @@ import "./style.css";
 import { ApiDown, ApiError, get, stats, storedKey, storeKey } from "./api";
 import type { Catalog, Context, Session } from "./context";
 import { clear, h, notice } from "./dom";
-import { formatAge, formatNumber } from "./format";
+import { countOf, formatAge } from "./format";
 import { closedList, type Freshness, formatRoute, freshnessState, parseRoute, type Route, type View, VIEWS } from "./shape";
 import { renderAlerts } from "./views/alerts";
 import { renderBreakdown } from "./views/breakdown";
@@ -76,10 +76,10 @@ function freshnessBadge(project: Project | undefined): HTMLElement {
   const state = freshnessState(f, new Date());
   const text: Record<string, string> = {
     empty: "no events yet",
-    never: `not folded yet (${formatNumber(f.lag_events, 0)} events waiting)`,
+    never: `not folded yet (${countOf(f.lag_events, "event")} waiting)`,
     fresh: `up to date · ${formatAge(f.captured_at, new Date())}`,
-    behind: `${formatNumber(f.lag_events, 0)} events behind · ${formatAge(f.captured_at, new Date())}`,
-    stale: `stale: ${formatNumber(f.lag_events, 0)} events behind, last fold ${formatAge(f.captured_at, new Date())}`,
+    behind: `${countOf(f.lag_events, "event")} behind · ${formatAge(f.captured_at, new Date())}`,
+    stale: `stale: ${countOf(f.lag_events, "event")} behind, last fold ${formatAge(f.captured_at, new Date())}`,
   };
   return h("span", { class: `badge freshness-${state}`, "data-testid": "freshness", "data-state": state, "data-lag": f.lag_events, title: `folded up to event ${f.as_of_seq} of ${f.log_head_seq}` }, text[state]);
 }

@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 
-import { formatAge, formatChange, formatInstant, formatMetric, formatMinutes, formatNumber, formatRatio, humanize, trendArrow } from "../src/format";
+import { countOf, formatAge, formatChange, formatInstant, formatMetric, formatMinutes, formatNumber, formatRatio, humanize, trendArrow } from "../src/format";
 
 describe("numbers", () => {
   it("rounds to the given decimals and drops trailing zeros", () => {
@@ -45,5 +45,7 @@ describe("times and words", () => {
     expect(trendArrow("down")).toBe("▼");
     expect(trendArrow(null)).toBe("·");
     expect(humanize("delivery_predictability_index")).toBe("Delivery predictability index");
+    expect(countOf(1, "event")).toBe("1 event");
+    expect(countOf(1200, "event")).toBe("1,200 events");
   });
 });

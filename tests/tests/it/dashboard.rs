@@ -152,6 +152,26 @@ async fn the_dashboard_in_a_real_browser_shows_the_apis_numbers() {
     let mut worker = crate::ops::fold_everything(&app.db.url).await;
     worker.terminate();
     projects.push(alerted);
+    // The worker stops: one more event leaves the alerted project behind a snapshot taken on
+    // the tests' clock (months ago), which the badge calls stale. A registered project
+    // without events shows its empty state.
+    let mut late = flowmeter_tests::events::EventBuilder::for_project(alerted).task_created(
+        "late-task",
+        chrono::Utc::now(),
+        serde_json::json!({}),
+    );
+    late["event_id"] = serde_json::json!("dashboard-late-event");
+    app.seed(&[late]).await;
+    let empty = uuid::Uuid::new_v4();
+    app.db
+        .client()
+        .await
+        .execute(
+            "INSERT INTO project (id, name) VALUES ($1, 'Zeta (no events yet)')",
+            &[&empty],
+        )
+        .await
+        .unwrap();
     let admin = app.create_key(None, &[Role::Admin]).await;
     let planner = app.create_key(None, &[Role::Viewer, Role::Planner]).await;
     let viewer = app.create_key(None, &[Role::Viewer]).await;
@@ -174,6 +194,7 @@ async fn the_dashboard_in_a_real_browser_shows_the_apis_numbers() {
         ("FLOWMETER_INGEST_KEY", ingest),
         ("FLOWMETER_PROJECTS", list),
         ("FLOWMETER_ALERT", format!("{alerted}/{alert}")),
+        ("FLOWMETER_EMPTY_PROJECT", empty.to_string()),
         ("FLOWMETER_SCREENSHOTS", shots.display().to_string()),
     ];
     let out = tokio::task::spawn_blocking(move || npm("browser-test", &env))
