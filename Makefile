@@ -1,7 +1,7 @@
 # Flowmeter's single entry point. `make run` starts everything locally; `make test` runs
 # every test against a throwaway PostgreSQL.
 
-.PHONY: run test lint fmt db-up db-down build bench bench-fold bench-api deps
+.PHONY: run test lint fmt db-up db-down build dashboard bench bench-fold bench-api deps
 
 run:
 	scripts/run
@@ -16,8 +16,12 @@ lint:
 fmt:
 	cargo fmt --all
 
-build:
+build: dashboard
 	cargo build --workspace --bins
+
+# The web dashboard (services/dashboard/dist, embedded into flowmeter-api) when stale.
+dashboard:
+	scripts/build-dashboard
 
 db-up:
 	scripts/pg-local start

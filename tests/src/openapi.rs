@@ -34,6 +34,15 @@ pub fn references(value: &Value, at: &str, found: &mut Vec<(String, String)>) {
     }
 }
 
+/// The OpenAPI document a running server serves.
+pub async fn document(app: &crate::TestApp) -> Value {
+    app.get("/v1/openapi.json", None)
+        .await
+        .json()
+        .await
+        .expect("the OpenAPI document is JSON")
+}
+
 /// The schema of an operation's response body for `status` (JSON content).
 pub fn response_schema<'a>(
     document: &'a Value,

@@ -53,6 +53,11 @@ carries `\"version\": \"1.0\"`; errors use one envelope (`ErrorBody`). Metrics r
         routes::metrics::alerts::get_alerts,
         routes::metrics::alerts::acknowledge,
         get_openapi,
+        routes::projects::list_projects,
+        routes::projects::get_project,
+        routes::session::get_session,
+        routes::dashboard::get_index,
+        routes::dashboard::get_asset,
     ),
     components(schemas(
         ErrorBody,
@@ -74,6 +79,8 @@ carries `\"version\": \"1.0\"`; errors use one envelope (`ErrorBody`). Metrics r
         (name = "metrics", description = "The read model for dashboards (key with the viewer role)."),
         (name = "ingest", description = "Appending events (key with the ingest role)."),
         (name = "operations", description = "Health, Prometheus metrics and this document (no key)."),
+        (name = "projects", description = "The projects a key may read (key with the viewer role)."),
+        (name = "dashboard", description = "The built-in web dashboard at `/` and what it asks before its first request."),
     )
 )]
 pub struct ApiDoc;
@@ -201,7 +208,7 @@ impl Modify for Conventions {
             ))),
         );
         for (path, item) in openapi.paths.paths.iter_mut() {
-            let rate_limited = path.starts_with("/v1/metrics/");
+            let rate_limited = path.starts_with("/v1/metrics/") || path.starts_with("/v1/projects");
             for operation in [
                 &mut item.get,
                 &mut item.post,

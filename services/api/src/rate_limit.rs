@@ -52,9 +52,11 @@ impl EndpointClass {
             "/v1/metrics/trends" => Some(Self::Trends),
             "/v1/metrics/breakdown" => Some(Self::Breakdown),
             "/v1/metrics/drilldown" => Some(Self::Drilldown),
-            "/v1/metrics/health" | "/v1/metrics/alerts" | "/v1/metrics/actions" => {
-                Some(Self::Other)
-            }
+            "/v1/metrics/health"
+            | "/v1/metrics/alerts"
+            | "/v1/metrics/actions"
+            | "/v1/projects"
+            | "/v1/projects/{id}" => Some(Self::Other),
             _ => None,
         }
     }

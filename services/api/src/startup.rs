@@ -81,10 +81,13 @@ fn cors(origins: &[String]) -> actix_cors::Cors {
 pub fn configure_routes(cfg: &mut web::ServiceConfig) {
     routes::health::configure(cfg);
     routes::prometheus::configure(cfg);
+    routes::dashboard::configure(cfg);
     cfg.service(
         web::scope("/v1")
             .configure(routes::events::configure)
             .configure(routes::metrics::configure)
+            .configure(routes::projects::configure)
+            .service(resource("/session").route(web::get().to(routes::session::get_session)))
             .configure(crate::openapi::configure),
     );
 }

@@ -6,6 +6,7 @@
 
 mod alerts;
 mod auth;
+mod dashboard;
 mod docs;
 mod fold;
 mod http_common;
@@ -14,6 +15,7 @@ mod metrics_api;
 mod migrations;
 mod openapi;
 mod ops;
+mod projects;
 mod query_plans;
 mod read_replica;
 mod readme;

@@ -27,8 +27,9 @@ async fn plan(
         .join("\n")
 }
 
-#[tokio::test]
-async fn hot_read_queries_use_indexes() {
+/// A folded project, analysed, and a client that may not scan sequentially: the app (kept
+/// alive with its database), the client and the project.
+async fn folded_without_seqscan() -> (TestApp, tokio_postgres::Client, uuid::Uuid) {
     let app = TestApp::spawn().await;
     let mut b = EventBuilder::new();
     app.ingest(&varied_stream(&mut b, 40)).await;
@@ -42,7 +43,12 @@ async fn hot_read_queries_use_indexes() {
         .batch_execute("ANALYZE; SET enable_seqscan = off")
         .await
         .unwrap();
-    let project = b.project_id;
+    (app, client, b.project_id)
+}
+
+#[tokio::test]
+async fn hot_read_queries_use_indexes() {
+    let (_app, client, project) = folded_without_seqscan().await;
     let at: Option<chrono::DateTime<chrono::Utc>> = None;
     let from = flowmeter_tests::events::t("2026-02-01T00:00:00Z");
     let to = flowmeter_tests::events::t("2026-03-01T00:00:00Z");
@@ -121,4 +127,32 @@ async fn hot_read_queries_use_indexes() {
         assert!(!plan.contains("Seq Scan"), "{name} scans a table:\n{plan}");
         assert!(plan.contains("Index"), "{name} uses no index:\n{plan}");
     }
+}
+
+/// `GET /v1/projects` reads each project's count and last event from its log head and one
+/// primary-key lookup of the head event, never by counting or scanning the event log.
+#[tokio::test]
+async fn the_projects_list_reads_the_log_head_not_the_log() {
+    let (_app, client, _) = folded_without_seqscan().await;
+    let none: Option<String> = None;
+    let plan = plan(
+        &client,
+        flowmeter_api::routes::projects::PROJECTS_SQL,
+        &[
+            &None::<uuid::Uuid>,
+            &none,
+            &none,
+            &none,
+            &None::<uuid::Uuid>,
+            &100_i64,
+        ],
+    )
+    .await;
+    assert!(!plan.contains("Seq Scan"), "a table is scanned:\n{plan}");
+    assert!(!plan.contains("Aggregate"), "something is counted:\n{plan}");
+    assert!(
+        plan.contains("event_log_pkey"),
+        "the head event by its key:\n{plan}"
+    );
+    assert!(plan.contains("metrics_summary"), "{plan}");
 }

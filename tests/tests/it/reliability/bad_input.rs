@@ -200,6 +200,14 @@ async fn the_bad_input_matrix_gets_documented_4xx_on_every_route() {
         (format!("/v1/metrics/alerts?project_id={p}&cursor=999999999999999999.{}", Uuid::nil().simple()), 422, "cursor"),
         (format!("/v1/metrics/alerts?project_id={p}&cursor=-99999999999999999.{}", Uuid::nil().simple()), 422, "cursor"),
         (format!("/v1/metrics/alerts?project_id={p}&cursor=9223372036854775807.{}", Uuid::nil().simple()), 400, "cursor"),
+        ("/v1/projects?limit=0".to_owned(), 422, "limit"),
+        ("/v1/projects?limit=99999999999999999999".to_owned(), 400, "limit"),
+        ("/v1/projects?status=gone".to_owned(), 422, "status"),
+        (format!("/v1/projects?q={injection}%00"), 422, "q"),
+        (format!("/v1/projects?cursor={injection}"), 400, "cursor"),
+        ("/v1/projects?drop_table=1".to_owned(), 400, "drop_table"),
+        (format!("/v1/projects/{injection}"), 400, "id"),
+        (format!("/v1/projects/{p}?project_id={p}"), 400, "project_id"),
     ];
     for (path, status, field) in cases {
         let answer = send(&app, get.clone(), &path, None).await;

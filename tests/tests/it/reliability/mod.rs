@@ -51,7 +51,7 @@ fn task_events(project: Uuid, tag: &str, tasks: usize) -> Vec<Value> {
 
 /// A project folded by the real worker with one firing alert (a backlog of 12), and the id
 /// of that alert: every route has something to serve.
-async fn folded_project_with_alert(app: &flowmeter_tests::TestApp) -> (Uuid, Uuid) {
+pub(crate) async fn folded_project_with_alert(app: &flowmeter_tests::TestApp) -> (Uuid, Uuid) {
     let mut b = EventBuilder::new();
     let at = Utc::now() - chrono::Duration::days(2);
     let mut events = Vec::new();
@@ -117,6 +117,8 @@ fn routes(project: Uuid, alert: Uuid) -> Vec<Route> {
         get(format!("/v1/metrics/health?project_id={p}"), Some(Role::Viewer)),
         get(format!("/v1/metrics/alerts?project_id={p}"), Some(Role::Viewer)),
         get(format!("/v1/metrics/actions?project_id={p}"), Some(Role::Viewer)),
+        get(format!("/v1/projects/{p}"), Some(Role::Viewer)),
+        get("/".into(), None),
         Route {
             method: reqwest::Method::POST,
             path: "/v1/events".into(),
