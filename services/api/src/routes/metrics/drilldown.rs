@@ -6,8 +6,8 @@ use std::sync::LazyLock;
 
 use actix_web::{web, HttpRequest, HttpResponse};
 use chrono::SecondsFormat;
-use flowmeter_shared::db::events;
 use flowmeter_shared::db::read_model::{self, RowFilter, SortBy};
+use flowmeter_shared::db::read_path::{self, SnapshotPart};
 use flowmeter_shared::read_model::DRILLDOWN_METRICS;
 use serde::Serialize;
 use serde_json::Value;
@@ -195,7 +195,8 @@ pub async fn get_drilldown(
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
     require_feature(&state, Feature::Drilldown)?;
-    let request = metrics_request(&req, &principal, &state, &PARAMETERS).await?;
+    let request =
+        metrics_request(&req, &principal, &state, &PARAMETERS, SnapshotPart::None).await?;
     let p = &request.params;
     let metric = one_of(p, "metric", &DRILLDOWN_METRICS, None)?;
     let sort_by = match one_of(p, "sort_by", &SORT_FIELDS, Some("value"))? {
@@ -210,20 +211,42 @@ pub async fn get_drilldown(
     let filter = RowFilter::from_map(&filters);
 
     let client = state.read_pool.get().await?;
-    let snapshot = read_model::snapshot(&client, request.project_id, None).await?;
-    let (items, aggregation) = read_model::drilldown(
-        &client,
-        request.project_id,
-        metric,
-        &filter,
-        sort_by,
-        descending,
-        limit,
-        offset,
-        snapshot.as_ref().map(|s| s.captured_at),
-    )
-    .await?;
-    let head = events::head_seq(&client, request.project_id).await?;
+    let (head, snapshot) = (request.head, request.latest());
+    // Without filters, a page within the first rows comes from what the worker precomputed
+    // for this snapshot; anything else reads the drill-down rows.
+    let precomputed = match &snapshot {
+        Some(s) if filter.is_empty() && offset + limit <= read_path::PRECOMPUTED_PAGE_ROWS => {
+            read_path::drilldown(
+                &client,
+                request.project_id,
+                metric,
+                sort_by,
+                descending,
+                limit,
+                offset,
+                s.captured_at,
+            )
+            .await?
+        }
+        _ => None,
+    };
+    let (items, aggregation) = match precomputed {
+        Some(found) => found,
+        None => {
+            read_model::drilldown(
+                &client,
+                request.project_id,
+                metric,
+                &filter,
+                sort_by,
+                descending,
+                limit,
+                offset,
+                snapshot.as_ref().map(|s| s.captured_at),
+            )
+            .await?
+        }
+    };
     let items: Vec<DrilldownItem> = items
         .into_iter()
         .map(|item| DrilldownItem {

@@ -5,7 +5,8 @@ use std::sync::LazyLock;
 
 use actix_web::{web, HttpRequest, HttpResponse};
 use chrono::{Duration, SecondsFormat};
-use flowmeter_shared::db::{events, read_model};
+use flowmeter_shared::db::read_model;
+use flowmeter_shared::db::read_path::SnapshotPart;
 use flowmeter_shared::read_model::{
     Grain, ADDITIVE_METRICS, LEVEL_METRICS, TREND_DIMENSIONS, TREND_METRICS,
 };
@@ -139,7 +140,8 @@ pub async fn get_trends(
     principal: Principal,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
-    let request = metrics_request(&req, &principal, &state, &PARAMETERS).await?;
+    let request =
+        metrics_request(&req, &principal, &state, &PARAMETERS, SnapshotPart::None).await?;
     let p = &request.params;
     let metric = one_of(p, "metric", &TREND_METRICS, None)?;
     let granularity = one_of(p, "granularity", &GRANULARITIES, Some("day"))?;
@@ -245,8 +247,7 @@ pub async fn get_trends(
     } else {
         (Vec::new(), (None, Vec::new()))
     };
-    let head = events::head_seq(&client, request.project_id).await?;
-    let snapshot = read_model::snapshot(&client, request.project_id, None).await?;
+    let (head, snapshot) = (request.head, request.latest());
 
     // Buckets up to the end of the range, but not past the data: the snapshot's time (or
     // the clock when there is none yet) or the latest stored point, whichever is later.
