@@ -42,12 +42,13 @@ impl SnapshotPart {
 pub const CONTEXT_SQL: &str =
     "SELECT p.id IS NOT NULL, COALESCE(h.last_seq, 0), s.captured_at, s.as_of_seq,
         CASE $2::text WHEN 'health' THEN s.health
-                      WHEN 'actions' THEN s.payload #> '{actionability,suggested_actions}' END
+                      WHEN 'actions' THEN s.payload #> '{actionability,suggested_actions}' END,
+        s.xmin::text
    FROM (SELECT $1::uuid AS id) q
    LEFT JOIN project p ON p.id = q.id
    LEFT JOIN event_stream_head h ON h.project_id = q.id
    LEFT JOIN LATERAL (
-        SELECT captured_at, as_of_seq, health, payload FROM metrics_summary
+        SELECT captured_at, as_of_seq, health, payload, xmin FROM metrics_summary
          WHERE project_id = q.id ORDER BY captured_at DESC LIMIT 1) s ON true";
 
 /// The latest snapshot as the routes use it.
@@ -59,6 +60,8 @@ pub struct SnapshotMeta {
     pub as_of_seq: i64,
     /// The asked [`SnapshotPart`] (`None` when absent from the snapshot).
     pub part: Option<Value>,
+    /// The snapshot row's version (`xmin`): a rewritten row gets a new one.
+    pub row_version: String,
 }
 
 /// What [`CONTEXT_SQL`] finds.
@@ -88,6 +91,7 @@ pub async fn context(
             captured_at,
             as_of_seq: row.get(3),
             part: row.get(4),
+            row_version: row.get(5),
         });
     Ok(ReadContext {
         project_exists: row.get(0),

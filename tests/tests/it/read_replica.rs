@@ -250,15 +250,26 @@ async fn a_streaming_replica_serves_metrics_reads_and_its_replay_lag_shows_as_fr
             "{path} reads the paused replica"
         );
     }
-    let lag: f64 = standby
-        .query_one(
-            "SELECT (pg_last_wal_receive_lsn() - pg_last_wal_replay_lsn())::float8",
-            &[],
-        )
-        .await
-        .unwrap()
-        .get(0);
-    assert!(lag > 0.0, "WAL received but not replayed: {lag} bytes");
+    // The standby receives the primary's WAL while it does not replay it.
+    let started = std::time::Instant::now();
+    loop {
+        let lag: f64 = standby
+            .query_one(
+                "SELECT COALESCE((pg_last_wal_receive_lsn() - pg_last_wal_replay_lsn())::float8, 0)",
+                &[],
+            )
+            .await
+            .unwrap()
+            .get(0);
+        if lag > 0.0 {
+            break;
+        }
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(20),
+            "no WAL received but not replayed within 20 s"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
 
     // Replay resumed: the replica catches up and the reads with it.
     standby

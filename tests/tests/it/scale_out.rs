@@ -14,6 +14,30 @@ use uuid::Uuid;
 
 use crate::fold::varied_stream;
 
+/// A project's `last_seq` in `table` (`event_stream_head` or `metrics_job_checkpoint`).
+async fn last_seq(client: &tokio_postgres::Client, table: &str, project: &Uuid) -> i64 {
+    client
+        .query_one(
+            &format!("SELECT last_seq FROM {table} WHERE project_id = $1"),
+            &[project],
+        )
+        .await
+        .unwrap()
+        .get(0)
+}
+
+/// How many workers committed a run.
+async fn workers_with_runs(client: &tokio_postgres::Client) -> i64 {
+    client
+        .query_one(
+            "SELECT count(DISTINCT worker_id) FROM metrics_job_run WHERE status = 'succeeded'",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0)
+}
+
 /// POSTs events to one API process.
 async fn post(http: &reqwest::Client, base: &str, events: &[Value]) {
     let response = http
@@ -62,14 +86,7 @@ async fn api_and_worker_run_through_pgbouncer_in_session_mode() {
     let direct = db.client().await;
     wait_until_caught_up(&direct, &projects, Duration::from_secs(90)).await;
     for project in &projects {
-        let head: i64 = direct
-            .query_one(
-                "SELECT last_seq FROM event_stream_head WHERE project_id = $1",
-                &[project],
-            )
-            .await
-            .unwrap()
-            .get(0);
+        let head = last_seq(&direct, "event_stream_head", project).await;
         let freshness = summary_freshness(&http, &api.base_url, *project).await;
         assert_eq!(
             freshness["as_of_seq"], head,
@@ -137,15 +154,7 @@ async fn two_apis_and_three_workers_share_thirty_projects_through_a_worker_kill(
     // take its projects over.
     let started = std::time::Instant::now();
     loop {
-        let runs: i64 = client
-            .query_one(
-                "SELECT count(DISTINCT worker_id) FROM metrics_job_run WHERE status = 'succeeded'",
-                &[],
-            )
-            .await
-            .unwrap()
-            .get(0);
-        if runs > 0 {
+        if workers_with_runs(&client).await > 0 {
             break;
         }
         assert!(
@@ -156,35 +165,14 @@ async fn two_apis_and_three_workers_share_thirty_projects_through_a_worker_kill(
     }
     workers[0].kill();
     wait_until_caught_up(&client, &projects, Duration::from_secs(180)).await;
-    let folded_by: i64 = client
-        .query_one(
-            "SELECT count(DISTINCT worker_id) FROM metrics_job_run WHERE status = 'succeeded'",
-            &[],
-        )
-        .await
-        .unwrap()
-        .get(0);
+    let folded_by = workers_with_runs(&client).await;
     assert!(
         folded_by >= 2,
         "the projects were shared: {folded_by} workers ran"
     );
     for (i, project) in projects.iter().enumerate() {
-        let head: i64 = client
-            .query_one(
-                "SELECT last_seq FROM event_stream_head WHERE project_id = $1",
-                &[project],
-            )
-            .await
-            .unwrap()
-            .get(0);
-        let folded: i64 = client
-            .query_one(
-                "SELECT last_seq FROM metrics_job_checkpoint WHERE project_id = $1",
-                &[project],
-            )
-            .await
-            .unwrap()
-            .get(0);
+        let head = last_seq(&client, "event_stream_head", project).await;
+        let folded = last_seq(&client, "metrics_job_checkpoint", project).await;
         assert_eq!(folded, head, "{project} folded to its head exactly once");
         let freshness = summary_freshness(&http, &apis[i % 2].base_url, *project).await;
         assert_eq!(freshness["as_of_seq"], head);

@@ -21,7 +21,7 @@ use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
 use super::params::query_names;
-use super::{cached_json, freshness, metrics_request, one_of, Freshness};
+use super::{freshness, metrics_request, one_of, rendered, snapshot_identity, Freshness};
 use crate::auth::Principal;
 use crate::error::{ApiError, ErrorBody};
 use crate::openapi::{BreakdownDimension, BreakdownMetric, TimeRange};
@@ -197,11 +197,16 @@ pub async fn get_breakdown(
     let filters = p.filters("filters", &others)?;
     let filter = RowFilter::from_map(&filters);
     let (snapshot, head) = (request.snapshot()?, request.head);
+    let identity = snapshot_identity("breakdown", &req, &snapshot, head);
+    if let Some(response) = rendered::kept(&req, &state, &request, &identity) {
+        return Ok(response);
+    }
     let now = snapshot.captured_at;
     let length = range_length(range);
     let client = state.read_pool.get().await?;
     let project = request.project_id;
     // Without filters, both ranges come from what the worker precomputed for this snapshot.
+    let from_rows = |from, to| groups_in(&client, project, metric, dimension, &filter, from, to);
     let precomputed = if filter.is_empty() {
         read_path::breakdown(&client, project, metric, dimension, range, now).await?
     } else {
@@ -209,19 +214,7 @@ pub async fn get_breakdown(
     };
     let (current, before) = match precomputed {
         Some([current, before]) => (current, Some(before)),
-        None => (
-            groups_in(
-                &client,
-                project,
-                metric,
-                dimension,
-                &filter,
-                now - length,
-                now,
-            )
-            .await?,
-            None,
-        ),
+        None => (from_rows(now - length, now).await?, None),
     };
     let BreakdownPeriod {
         groups,
@@ -237,19 +230,7 @@ pub async fn get_breakdown(
     } else {
         let before = match before {
             Some(before) => before,
-            None => {
-                let from = now - length - length;
-                groups_in(
-                    &client,
-                    project,
-                    metric,
-                    dimension,
-                    &filter,
-                    from,
-                    now - length,
-                )
-                .await?
-            }
+            None => from_rows(now - length - length, now - length).await?,
         };
         before
             .groups
@@ -311,13 +292,7 @@ pub async fn get_breakdown(
         breakdown,
         freshness: freshness(&snapshot, head),
     };
-    let identity = format!(
-        "breakdown?{}|{}|{}|{head}",
-        req.query_string(),
-        snapshot.captured_at.timestamp_micros(),
-        snapshot.as_of_seq
-    );
-    Ok(cached_json(&req, &state, &identity, &body))
+    rendered::keep_json(&req, &state, &request, &identity, &body)
 }
 
 /// The groups of the drill-down rows with `ts` in `[from, to)` and their total.

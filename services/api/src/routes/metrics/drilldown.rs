@@ -15,7 +15,7 @@ use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
 use super::params::query_names;
-use super::{cached_json, metrics_request, one_of, require_feature, Freshness};
+use super::{metrics_request, one_of, rendered, require_feature, Freshness};
 use crate::auth::Principal;
 use crate::error::{ApiError, ErrorBody};
 use crate::openapi::{DrilldownMetric, SortField, SortOrder};
@@ -210,8 +210,13 @@ pub async fn get_drilldown(
     let filters = p.filters("filters", &FILTER_KEYS)?;
     let filter = RowFilter::from_map(&filters);
 
-    let client = state.read_pool.get().await?;
     let (head, snapshot) = (request.head, request.latest());
+    let (freshness, fresh_identity) = super::optional_freshness(snapshot.as_ref(), head);
+    let identity = format!("drilldown?{}|{fresh_identity}", req.query_string());
+    if let Some(response) = rendered::kept(&req, &state, &request, &identity) {
+        return Ok(response);
+    }
+    let client = state.read_pool.get().await?;
     // Without filters, a page within the first rows comes from what the worker precomputed
     // for this snapshot; anything else reads the drill-down rows.
     let precomputed = match &snapshot {
@@ -265,7 +270,6 @@ pub async fn get_drilldown(
             contributing_factors: item.contributing_factors,
         })
         .collect();
-    let (freshness, fresh_identity) = super::optional_freshness(snapshot.as_ref(), head);
     let has_more = offset + (items.len() as i64) < aggregation.count;
     let body = DrilldownResponse {
         version: flowmeter_shared::API_VERSION,
@@ -290,6 +294,5 @@ pub async fn get_drilldown(
         },
         freshness,
     };
-    let identity = format!("drilldown?{}|{fresh_identity}", req.query_string());
-    Ok(cached_json(&req, &state, &identity, &body))
+    rendered::keep_json(&req, &state, &request, &identity, &body)
 }

@@ -8,6 +8,7 @@ pub mod breakdown;
 pub mod drilldown;
 pub mod milestones;
 pub mod params;
+pub mod rendered;
 pub mod series;
 pub mod summary;
 pub mod trends;

@@ -16,7 +16,7 @@ use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
 use super::params::query_names;
-use super::{cached_json, metrics_request, one_of, series, Freshness};
+use super::{metrics_request, one_of, rendered, series, Freshness};
 use crate::auth::Principal;
 use crate::error::{ApiError, ErrorBody};
 use crate::openapi::{Granularity, TrendDimensions, TrendMetric};
@@ -209,6 +209,12 @@ pub async fn get_trends(
         }
     };
 
+    let (head, snapshot) = (request.head, request.latest());
+    let (freshness, fresh_identity) = super::optional_freshness(snapshot.as_ref(), head);
+    let identity = format!("trends?{}|{fresh_identity}", req.query_string());
+    if let Some(response) = rendered::kept(&req, &state, &request, &identity) {
+        return Ok(response);
+    }
     let client = state.read_pool.get().await?;
     let from = grain.bucket(start);
     let level = LEVEL_METRICS.contains(&metric);
@@ -247,7 +253,6 @@ pub async fn get_trends(
     } else {
         (Vec::new(), (None, Vec::new()))
     };
-    let (head, snapshot) = (request.head, request.latest());
 
     // Buckets up to the end of the range, but not past the data: the snapshot's time (or
     // the clock when there is none yet) or the latest stored point, whichever is later.
@@ -286,7 +291,6 @@ pub async fn get_trends(
         })
         .collect();
 
-    let (freshness, fresh_identity) = super::optional_freshness(snapshot.as_ref(), head);
     let body = TrendsResponse {
         version: flowmeter_shared::API_VERSION,
         project_id: request.project_id,
@@ -297,8 +301,7 @@ pub async fn get_trends(
         data,
         freshness,
     };
-    let identity = format!("trends?{}|{fresh_identity}", req.query_string());
-    Ok(cached_json(&req, &state, &identity, &body))
+    rendered::keep_json(&req, &state, &request, &identity, &body)
 }
 
 fn point(
