@@ -6,6 +6,7 @@
 
 pub mod alertmanager;
 pub mod app;
+pub mod cluster;
 pub mod db;
 pub mod events;
 pub mod openapi;

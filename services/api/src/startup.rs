@@ -33,6 +33,8 @@ pub struct AppState {
     pub registry: Arc<Registry>,
     /// The last rendered summary per project.
     pub summaries: routes::metrics::summary::SummaryCache,
+    /// Rendered bodies of the other snapshot responses.
+    pub rendered: routes::metrics::rendered::RenderedCache,
 }
 
 /// A path whose other methods answer 405 in our envelope.
@@ -163,6 +165,7 @@ impl Application {
             metrics,
             registry: Arc::new(registry),
             summaries: Default::default(),
+            rendered: Default::default(),
         });
 
         let limiter = web::Data::new(crate::rate_limit::RateLimiter::new(&settings.rate_limits));

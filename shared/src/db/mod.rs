@@ -8,6 +8,7 @@ pub mod checkpoints;
 pub mod events;
 pub mod migrations;
 pub mod read_model;
+pub mod read_path;
 pub mod tasks;
 
 use std::str::FromStr;

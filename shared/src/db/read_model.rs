@@ -184,6 +184,15 @@ impl RowFilter {
             task_class: filters.get("task_class").cloned(),
         }
     }
+
+    /// Whether no condition is set (every row matches).
+    pub fn is_empty(&self) -> bool {
+        self.phase.is_none()
+            && self.milestone.is_none()
+            && self.assignee.is_none()
+            && self.state.is_none()
+            && self.task_class.is_none()
+    }
 }
 
 /// How drill-down items are ordered.
@@ -306,41 +315,56 @@ pub async fn drilldown(
     let rows = client.query(&page_stmt, &page_params).await?;
     let items = rows
         .iter()
-        .map(|r| {
-            let contributing_factors = if r.get::<_, bool>(9) {
-                let task = tasks::task_from_row(r, 10)?;
-                factors::factors_for_row(&task, metric, snapshot_at)
-            } else {
-                Value::Array(Vec::new())
-            };
-            Ok(DrilldownItem {
-                task_id: r.get(0),
-                title: r.get(1),
-                value: r.get(2),
-                ts: r.get(3),
-                phase_id: r.get(4),
-                milestone_id: r.get(5),
-                assignee: r.get(6),
-                task_class: r.get(7),
-                state: r.get(8),
-                contributing_factors,
-            })
-        })
+        .map(|r| drilldown_item(r, 0, metric, snapshot_at))
         .collect::<anyhow::Result<Vec<_>>>()?;
     let row = client.query_one(&aggregate_stmt, &conditions).await?;
-    let percentiles: Option<Vec<f64>> = row.get(5);
+    Ok((items, aggregation_from_row(&row, 0)))
+}
+
+/// A drill-down item from the columns at `at`: task_id, title, value, ts, phase_id,
+/// milestone_id, assignee, task_class, state, whether the task's projection exists, then the
+/// projection's columns ([`tasks::columns`]).
+pub fn drilldown_item(
+    r: &tokio_postgres::Row,
+    at: usize,
+    metric: &str,
+    snapshot_at: Option<DateTime<Utc>>,
+) -> anyhow::Result<DrilldownItem> {
+    let contributing_factors = if r.get::<_, bool>(at + 9) {
+        let task = tasks::task_from_row(r, at + 10)?;
+        factors::factors_for_row(&task, metric, snapshot_at)
+    } else {
+        Value::Array(Vec::new())
+    };
+    Ok(DrilldownItem {
+        task_id: r.get(at),
+        title: r.get(at + 1),
+        value: r.get(at + 2),
+        ts: r.get(at + 3),
+        phase_id: r.get(at + 4),
+        milestone_id: r.get(at + 5),
+        assignee: r.get(at + 6),
+        task_class: r.get(at + 7),
+        state: r.get(at + 8),
+        contributing_factors,
+    })
+}
+
+/// The aggregation from the columns at `at`: count, sum, avg, min, max and the percentiles
+/// at 0.5, 0.9 and 0.95 as one array.
+pub fn aggregation_from_row(row: &tokio_postgres::Row, at: usize) -> Aggregation {
+    let percentiles: Option<Vec<f64>> = row.get(at + 5);
     let percentile = |i: usize| percentiles.as_ref().and_then(|p| p.get(i).copied());
-    let aggregation = Aggregation {
-        count: row.get(0),
-        sum: row.get(1),
-        avg: row.get(2),
-        min: row.get(3),
-        max: row.get(4),
+    Aggregation {
+        count: row.get(at),
+        sum: row.get(at + 1),
+        avg: row.get(at + 2),
+        min: row.get(at + 3),
+        max: row.get(at + 4),
         p50: percentile(0),
         p90: percentile(1),
         p95: percentile(2),
-    };
-    Ok((items, aggregation))
+    }
 }
 
 /// One group of a breakdown: its dimension value (None when tasks have none), task count

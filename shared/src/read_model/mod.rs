@@ -79,6 +79,21 @@ pub const ADDITIVE_METRICS: [&str; 4] =
 /// Dimensions of dimensioned trend points.
 pub const TREND_DIMENSIONS: [&str; 4] = ["phase", "milestone", "assignee", "task_class"];
 
+/// Metrics the breakdown endpoint accepts.
+pub const BREAKDOWN_METRICS: [&str; 6] = [
+    keys::THROUGHPUT,
+    keys::ARRIVALS,
+    keys::CYCLE_TIME,
+    keys::LEAD_TIME,
+    keys::WIP,
+    keys::BLOCKED,
+];
+
+/// Time ranges of a breakdown with their lengths in hours (exact, so a range never depends on
+/// a time zone's daylight saving).
+pub const BREAKDOWN_RANGES: [(&str, i64); 4] =
+    [("24h", 24), ("7d", 168), ("30d", 720), ("90d", 2160)];
+
 /// The single dimensions of breakdown points.
 pub const BREAKDOWN_DIMENSIONS: [&str; 5] =
     ["phase", "milestone", "assignee", "task_class", "state"];

@@ -20,5 +20,6 @@ mod query_plans;
 mod read_replica;
 mod readme;
 mod reliability;
+mod scale_out;
 mod scenario;
 mod sequence;

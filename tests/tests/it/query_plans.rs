@@ -5,6 +5,7 @@
 use flowmeter_shared::db::read_model::{
     ROW_CONDITIONS, SNAPSHOT_SQL, SUMMARY_LOOKUP_SQL, TREND_DIMENSIONED_SQL, TREND_TOTALS_SQL,
 };
+use flowmeter_shared::db::read_path::{drilldown_sql, BREAKDOWN_GROUPS_SQL, CONTEXT_SQL};
 use flowmeter_tests::events::EventBuilder;
 use flowmeter_tests::worker::worker_json;
 use flowmeter_tests::TestApp;
@@ -92,6 +93,28 @@ async fn hot_read_queries_use_indexes() {
                 &client,
                 &drilldown,
                 &[&project, &"cycle_time", &none, &none, &none, &none, &none],
+            )
+            .await,
+        ),
+        (
+            "read context",
+            plan(&client, CONTEXT_SQL, &[&project, &"health"]).await,
+        ),
+        (
+            "precomputed breakdown",
+            plan(
+                &client,
+                BREAKDOWN_GROUPS_SQL,
+                &[&project, &"cycle_time", &"30d", &"assignee", &from],
+            )
+            .await,
+        ),
+        (
+            "precomputed drill-down page",
+            plan(
+                &client,
+                &drilldown_sql("by_value_desc"),
+                &[&project, &"cycle_time", &1_i32, &50_i32, &from],
             )
             .await,
         ),

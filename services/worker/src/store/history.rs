@@ -85,6 +85,8 @@ pub async fn apply_retention(
                 ],
             )
             .await?;
+        // The precomputed aggregates and groups must not count the rows just removed.
+        super::precompute::refresh(client, project, now).await?;
     }
     client
         .execute(

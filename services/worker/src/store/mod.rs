@@ -4,6 +4,7 @@
 
 mod history;
 mod load;
+mod precompute;
 mod write;
 
 pub use history::{apply_retention, stored_dpi};

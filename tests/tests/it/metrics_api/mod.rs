@@ -4,6 +4,7 @@
 mod breakdown;
 mod drilldown;
 mod forecast;
+mod precomputed;
 mod shapes;
 mod snapshots;
 mod summary_cache;

@@ -2,6 +2,7 @@
 //! snapshot (the same objects as the summary's `actionability.suggested_actions`).
 
 use actix_web::{web, HttpRequest, HttpResponse};
+use flowmeter_shared::db::read_path::SnapshotPart;
 use flowmeter_shared::metrics::summary::SuggestedAction;
 use serde::Serialize;
 use serde_json::Value;
@@ -9,8 +10,8 @@ use utoipa::ToSchema;
 use uuid::Uuid;
 
 use super::{
-    cached_json, freshness, load_snapshot, metrics_request, require_feature, snapshot_identity,
-    Freshness, ProjectQuery, PROJECT_PARAMETERS,
+    cached_json, freshness, metrics_request, require_feature, snapshot_identity, Freshness,
+    ProjectQuery, PROJECT_PARAMETERS,
 };
 use crate::auth::Principal;
 use crate::error::{ApiError, ErrorBody};
@@ -53,13 +54,16 @@ pub async fn get_actions(
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
     require_feature(&state, Feature::Actions)?;
-    let request = metrics_request(&req, &principal, &state, &PROJECT_PARAMETERS).await?;
-    let (snapshot, head) = load_snapshot(&state, request.project_id, None).await?;
-    let suggestions = snapshot
-        .payload
-        .pointer("/actionability/suggested_actions")
-        .cloned()
-        .unwrap_or_else(|| Value::Array(Vec::new()));
+    let request = metrics_request(
+        &req,
+        &principal,
+        &state,
+        &PROJECT_PARAMETERS,
+        SnapshotPart::Actions,
+    )
+    .await?;
+    let (snapshot, head) = (request.snapshot()?, request.head);
+    let suggestions = request.part().unwrap_or_else(|| Value::Array(Vec::new()));
     let body = ActionsResponse {
         version: flowmeter_shared::API_VERSION,
         project_id: request.project_id,

@@ -8,7 +8,8 @@ use chrono::{DateTime, Utc};
 use flowmeter_shared::alerts::Severity;
 use flowmeter_shared::auth::Role;
 use flowmeter_shared::db::alerts::{self, Alert, AlertFilter, Cursor};
-use flowmeter_shared::db::{events, read_model};
+use flowmeter_shared::db::events;
+use flowmeter_shared::db::read_path::SnapshotPart;
 use serde::Serialize;
 use serde_json::Value;
 use utoipa::{IntoParams, ToSchema};
@@ -117,7 +118,8 @@ pub async fn get_alerts(
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
     require_feature(&state, Feature::Alerts)?;
-    let request = metrics_request(&req, &principal, &state, &PARAMETERS).await?;
+    let request =
+        metrics_request(&req, &principal, &state, &PARAMETERS, SnapshotPart::None).await?;
     let p = &request.params;
     let filter = AlertFilter {
         severity: match p.get("severity") {
@@ -147,8 +149,7 @@ pub async fn get_alerts(
     let cursor = p.get("cursor").map(parse_cursor).transpose()?;
 
     let client = state.read_pool.get().await?;
-    let head = events::head_seq(&client, request.project_id).await?;
-    let snapshot = read_model::snapshot(&client, request.project_id, None).await?;
+    let (head, snapshot) = (request.head, request.latest());
     let (items, more) = alerts::list(&client, request.project_id, &filter, cursor, limit).await?;
     let next_cursor = more
         .then(|| items.last().map(|a| format_cursor((a.created_at, a.id))))

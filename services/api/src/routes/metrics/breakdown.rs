@@ -13,31 +13,30 @@ use std::sync::LazyLock;
 use actix_web::{web, HttpRequest, HttpResponse};
 use chrono::{DateTime, Duration, Utc};
 use flowmeter_shared::db::read_model::{self, RowFilter};
+use flowmeter_shared::db::read_path::{self, BreakdownPeriod, SnapshotPart};
 use flowmeter_shared::metrics::stats::round_score;
-use flowmeter_shared::read_model::{keys, BREAKDOWN_DIMENSIONS};
+use flowmeter_shared::read_model::{keys, BREAKDOWN_DIMENSIONS, BREAKDOWN_RANGES};
 use serde::Serialize;
 use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
 use super::params::query_names;
-use super::{cached_json, freshness, load_snapshot, metrics_request, one_of, Freshness};
+use super::{freshness, metrics_request, one_of, rendered, snapshot_identity, Freshness};
 use crate::auth::Principal;
 use crate::error::{ApiError, ErrorBody};
 use crate::openapi::{BreakdownDimension, BreakdownMetric, TimeRange};
 use crate::startup::AppState;
 
 /// Metrics the breakdown accepts.
-pub const BREAKDOWN_METRICS: [&str; 6] = [
-    keys::THROUGHPUT,
-    keys::ARRIVALS,
-    keys::CYCLE_TIME,
-    keys::LEAD_TIME,
-    keys::WIP,
-    keys::BLOCKED,
-];
+pub use flowmeter_shared::read_model::BREAKDOWN_METRICS;
 
 /// Time ranges of a breakdown.
-pub const TIME_RANGES: [&str; 4] = ["24h", "7d", "30d", "90d"];
+pub const TIME_RANGES: [&str; 4] = [
+    BREAKDOWN_RANGES[0].0,
+    BREAKDOWN_RANGES[1].0,
+    BREAKDOWN_RANGES[2].0,
+    BREAKDOWN_RANGES[3].0,
+];
 
 /// Query parameters of `GET /v1/metrics/breakdown`.
 #[derive(Debug, IntoParams)]
@@ -132,12 +131,11 @@ pub struct GroupTrend {
 }
 
 fn range_length(range: &str) -> Duration {
-    match range {
-        "24h" => Duration::hours(24),
-        "30d" => Duration::days(30),
-        "90d" => Duration::days(90),
-        _ => Duration::days(7),
-    }
+    let hours = BREAKDOWN_RANGES
+        .iter()
+        .find(|(name, _)| *name == range)
+        .map_or(168, |(_, hours)| *hours);
+    Duration::hours(hours)
 }
 
 /// `{direction, change_pct}`: ±5 % relative is stable; from 0, any rise is up.
@@ -185,7 +183,8 @@ pub async fn get_breakdown(
     principal: Principal,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
-    let request = metrics_request(&req, &principal, &state, &PARAMETERS).await?;
+    let request =
+        metrics_request(&req, &principal, &state, &PARAMETERS, SnapshotPart::None).await?;
     let p = &request.params;
     let metric = one_of(p, "metric", &BREAKDOWN_METRICS, None)?;
     let dimension = one_of(p, "dimension", &BREAKDOWN_DIMENSIONS, None)?;
@@ -197,21 +196,31 @@ pub async fn get_breakdown(
         .collect();
     let filters = p.filters("filters", &others)?;
     let filter = RowFilter::from_map(&filters);
-    let (snapshot, head) = load_snapshot(&state, request.project_id, None).await?;
+    let (snapshot, head) = (request.snapshot()?, request.head);
+    let identity = snapshot_identity("breakdown", &req, &snapshot, head);
+    if let Some(response) = rendered::kept(&req, &state, &request, &identity) {
+        return Ok(response);
+    }
     let now = snapshot.captured_at;
     let length = range_length(range);
     let client = state.read_pool.get().await?;
     let project = request.project_id;
-    let (groups, total_count, total_p50) = read_model::breakdown_groups(
-        &client,
-        project,
-        metric,
-        dimension,
-        &filter,
-        now - length,
-        now,
-    )
-    .await?;
+    // Without filters, both ranges come from what the worker precomputed for this snapshot.
+    let from_rows = |from, to| groups_in(&client, project, metric, dimension, &filter, from, to);
+    let precomputed = if filter.is_empty() {
+        read_path::breakdown(&client, project, metric, dimension, range, now).await?
+    } else {
+        None
+    };
+    let (current, before) = match precomputed {
+        Some([current, before]) => (current, Some(before)),
+        None => (from_rows(now - length, now).await?, None),
+    };
+    let BreakdownPeriod {
+        groups,
+        total_count,
+        total_p50,
+    } = current;
     let is_duration = metric == keys::CYCLE_TIME || metric == keys::LEAD_TIME;
     let is_level = metric == keys::WIP || metric == keys::BLOCKED;
 
@@ -219,17 +228,12 @@ pub async fn get_breakdown(
     let previous: BTreeMap<Option<String>, f64> = if is_level {
         level_at_range_ends(&client, project, metric, dimension, now, length).await?
     } else {
-        let (before, _, _) = read_model::breakdown_groups(
-            &client,
-            project,
-            metric,
-            dimension,
-            &filter,
-            now - length - length,
-            now - length,
-        )
-        .await?;
+        let before = match before {
+            Some(before) => before,
+            None => from_rows(now - length - length, now - length).await?,
+        };
         before
+            .groups
             .into_iter()
             .map(|g| {
                 (
@@ -288,13 +292,26 @@ pub async fn get_breakdown(
         breakdown,
         freshness: freshness(&snapshot, head),
     };
-    let identity = format!(
-        "breakdown?{}|{}|{}|{head}",
-        req.query_string(),
-        snapshot.captured_at.timestamp_micros(),
-        snapshot.as_of_seq
-    );
-    Ok(cached_json(&req, &state, &identity, &body))
+    rendered::keep_json(&req, &state, &request, &identity, &body)
+}
+
+/// The groups of the drill-down rows with `ts` in `[from, to)` and their total.
+async fn groups_in(
+    client: &impl deadpool_postgres::GenericClient,
+    project: Uuid,
+    metric: &str,
+    dimension: &str,
+    filter: &RowFilter,
+    from: DateTime<Utc>,
+    to: DateTime<Utc>,
+) -> Result<BreakdownPeriod, ApiError> {
+    let (groups, total_count, total_p50) =
+        read_model::breakdown_groups(client, project, metric, dimension, filter, from, to).await?;
+    Ok(BreakdownPeriod {
+        groups,
+        total_count,
+        total_p50,
+    })
 }
 
 /// WIP or blocked per group at the end of the previous range: the groups of the latest day

@@ -6,8 +6,8 @@ use std::sync::LazyLock;
 
 use actix_web::{web, HttpRequest, HttpResponse};
 use chrono::SecondsFormat;
-use flowmeter_shared::db::events;
 use flowmeter_shared::db::read_model::{self, RowFilter, SortBy};
+use flowmeter_shared::db::read_path::{self, SnapshotPart};
 use flowmeter_shared::read_model::DRILLDOWN_METRICS;
 use serde::Serialize;
 use serde_json::Value;
@@ -15,7 +15,7 @@ use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
 use super::params::query_names;
-use super::{cached_json, metrics_request, one_of, require_feature, Freshness};
+use super::{metrics_request, one_of, rendered, require_feature, Freshness};
 use crate::auth::Principal;
 use crate::error::{ApiError, ErrorBody};
 use crate::openapi::{DrilldownMetric, SortField, SortOrder};
@@ -195,7 +195,8 @@ pub async fn get_drilldown(
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
     require_feature(&state, Feature::Drilldown)?;
-    let request = metrics_request(&req, &principal, &state, &PARAMETERS).await?;
+    let request =
+        metrics_request(&req, &principal, &state, &PARAMETERS, SnapshotPart::None).await?;
     let p = &request.params;
     let metric = one_of(p, "metric", &DRILLDOWN_METRICS, None)?;
     let sort_by = match one_of(p, "sort_by", &SORT_FIELDS, Some("value"))? {
@@ -209,21 +210,48 @@ pub async fn get_drilldown(
     let filters = p.filters("filters", &FILTER_KEYS)?;
     let filter = RowFilter::from_map(&filters);
 
+    let (head, snapshot) = (request.head, request.latest());
+    let (freshness, fresh_identity) = super::optional_freshness(snapshot.as_ref(), head);
+    let identity = format!("drilldown?{}|{fresh_identity}", req.query_string());
+    if let Some(response) = rendered::kept(&req, &state, &request, &identity) {
+        return Ok(response);
+    }
     let client = state.read_pool.get().await?;
-    let snapshot = read_model::snapshot(&client, request.project_id, None).await?;
-    let (items, aggregation) = read_model::drilldown(
-        &client,
-        request.project_id,
-        metric,
-        &filter,
-        sort_by,
-        descending,
-        limit,
-        offset,
-        snapshot.as_ref().map(|s| s.captured_at),
-    )
-    .await?;
-    let head = events::head_seq(&client, request.project_id).await?;
+    // Without filters, a page within the first rows comes from what the worker precomputed
+    // for this snapshot; anything else reads the drill-down rows.
+    let precomputed = match &snapshot {
+        Some(s) if filter.is_empty() && offset + limit <= read_path::PRECOMPUTED_PAGE_ROWS => {
+            read_path::drilldown(
+                &client,
+                request.project_id,
+                metric,
+                sort_by,
+                descending,
+                limit,
+                offset,
+                s.captured_at,
+            )
+            .await?
+        }
+        _ => None,
+    };
+    let (items, aggregation) = match precomputed {
+        Some(found) => found,
+        None => {
+            read_model::drilldown(
+                &client,
+                request.project_id,
+                metric,
+                &filter,
+                sort_by,
+                descending,
+                limit,
+                offset,
+                snapshot.as_ref().map(|s| s.captured_at),
+            )
+            .await?
+        }
+    };
     let items: Vec<DrilldownItem> = items
         .into_iter()
         .map(|item| DrilldownItem {
@@ -242,7 +270,6 @@ pub async fn get_drilldown(
             contributing_factors: item.contributing_factors,
         })
         .collect();
-    let (freshness, fresh_identity) = super::optional_freshness(snapshot.as_ref(), head);
     let has_more = offset + (items.len() as i64) < aggregation.count;
     let body = DrilldownResponse {
         version: flowmeter_shared::API_VERSION,
@@ -267,6 +294,5 @@ pub async fn get_drilldown(
         },
         freshness,
     };
-    let identity = format!("drilldown?{}|{fresh_identity}", req.query_string());
-    Ok(cached_json(&req, &state, &identity, &body))
+    rendered::keep_json(&req, &state, &request, &identity, &body)
 }

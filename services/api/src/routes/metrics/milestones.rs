@@ -2,6 +2,7 @@
 //! snapshot (so reads are cheap and repeatable).
 
 use actix_web::{web, HttpRequest, HttpResponse};
+use flowmeter_shared::db::read_path::SnapshotPart;
 use flowmeter_shared::metrics::MilestoneHealth;
 use serde::Serialize;
 use serde_json::Value;
@@ -9,8 +10,8 @@ use utoipa::ToSchema;
 use uuid::Uuid;
 
 use super::{
-    cached_json, freshness, load_snapshot, metrics_request, require_feature, snapshot_identity,
-    Freshness, ProjectQuery, PROJECT_PARAMETERS,
+    cached_json, freshness, metrics_request, require_feature, snapshot_identity, Freshness,
+    ProjectQuery, PROJECT_PARAMETERS,
 };
 use crate::auth::Principal;
 use crate::error::{ApiError, ErrorBody};
@@ -52,12 +53,19 @@ pub async fn get_milestone_health(
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
     require_feature(&state, Feature::Forecast)?;
-    let request = metrics_request(&req, &principal, &state, &PROJECT_PARAMETERS).await?;
-    let (snapshot, head) = load_snapshot(&state, request.project_id, None).await?;
+    let request = metrics_request(
+        &req,
+        &principal,
+        &state,
+        &PROJECT_PARAMETERS,
+        SnapshotPart::Health,
+    )
+    .await?;
+    let (snapshot, head) = (request.snapshot()?, request.head);
     let body = MilestoneHealthResponse {
         version: flowmeter_shared::API_VERSION,
         project_id: request.project_id,
-        milestones: snapshot.health.clone(),
+        milestones: request.part().unwrap_or(Value::Null),
         freshness: freshness(&snapshot, head),
     };
     let identity = snapshot_identity("health", &req, &snapshot, head);

@@ -8,15 +8,16 @@ pub mod breakdown;
 pub mod drilldown;
 pub mod milestones;
 pub mod params;
+pub mod rendered;
 pub mod series;
 pub mod summary;
 pub mod trends;
 
 use actix_web::http::header;
 use actix_web::{web, HttpRequest, HttpResponse};
-use chrono::{DateTime, SecondsFormat, Utc};
+use chrono::SecondsFormat;
 use flowmeter_shared::auth::Role;
-use flowmeter_shared::db::{events, read_model};
+use flowmeter_shared::db::{read_model, read_path};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use uuid::Uuid;
@@ -88,50 +89,70 @@ pub fn one_of<'a>(
     }
 }
 
-/// A metrics request after its common checks: a viewer of an existing project.
+/// A metrics request after its common checks: a viewer of an existing project, with what
+/// every route reads (log head, latest snapshot), all from one statement.
 pub struct MetricsRequest {
     /// The project.
     pub project_id: Uuid,
     /// Every parameter.
     pub params: Params,
+    /// The project's log head.
+    pub head: i64,
+    /// The latest snapshot (with the asked part), if any.
+    pub snapshot: Option<read_path::SnapshotMeta>,
+}
+
+impl MetricsRequest {
+    /// The latest snapshot as the routes' freshness and identities use it.
+    pub fn latest(&self) -> Option<read_model::Snapshot> {
+        self.snapshot.as_ref().map(|s| read_model::Snapshot {
+            captured_at: s.captured_at,
+            as_of_seq: s.as_of_seq,
+            payload: serde_json::Value::Null,
+            health: serde_json::Value::Null,
+        })
+    }
+
+    /// The latest snapshot, or 404 when the project has not been folded yet.
+    pub fn snapshot(&self) -> Result<read_model::Snapshot, ApiError> {
+        self.latest().ok_or_else(|| {
+            ApiError::NotFound(format!(
+                "project {} has not been folded yet; its first snapshot appears once the worker has run",
+                self.project_id
+            ))
+        })
+    }
+
+    /// The snapshot part asked for (`null` when the snapshot lacks it or there is none).
+    pub fn part(&self) -> Option<serde_json::Value> {
+        self.snapshot.as_ref().and_then(|s| s.part.clone())
+    }
 }
 
 /// Parses the query, checks the role and the key's scope (before existence, so a key
-/// cannot probe other projects) and that the project exists.
+/// cannot probe other projects), then reads the project, its log head and latest snapshot
+/// (with `part`) in one statement and answers 404 when the project does not exist.
 pub async fn metrics_request(
     req: &HttpRequest,
     principal: &Principal,
     state: &AppState,
     allowed: &[impl AsRef<str> + Serialize],
+    part: read_path::SnapshotPart,
 ) -> Result<MetricsRequest, ApiError> {
     let params = Params::parse(req.query_string(), allowed)?;
     let project_id = params.uuid("project_id")?;
     principal.require(Role::Viewer, project_id)?;
     let client = state.read_pool.get().await?;
-    if events::find_project(&client, project_id).await?.is_none() {
+    let context = read_path::context(&client, project_id, part).await?;
+    if !context.project_exists {
         return Err(ApiError::NotFound(format!("no project {project_id}")));
     }
-    Ok(MetricsRequest { project_id, params })
-}
-
-/// The latest snapshot (or the latest at or before `at`) with the log head, or 404.
-pub async fn load_snapshot(
-    state: &AppState,
-    project_id: Uuid,
-    at: Option<DateTime<Utc>>,
-) -> Result<(read_model::Snapshot, i64), ApiError> {
-    let client = state.read_pool.get().await?;
-    let snapshot = read_model::snapshot(&client, project_id, at).await?.ok_or_else(|| match at {
-        Some(at) => ApiError::NotFound(format!(
-            "project {project_id} has no snapshot at or before {}",
-            at.to_rfc3339_opts(SecondsFormat::Secs, true)
-        )),
-        None => ApiError::NotFound(format!(
-            "project {project_id} has not been folded yet; its first snapshot appears once the worker has run"
-        )),
-    })?;
-    let head = events::head_seq(&client, project_id).await?;
-    Ok((snapshot, head))
+    Ok(MetricsRequest {
+        project_id,
+        params,
+        head: context.head,
+        snapshot: context.snapshot,
+    })
 }
 
 /// `freshness` of every metrics response: how far the read model is behind the event log.

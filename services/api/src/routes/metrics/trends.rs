@@ -5,7 +5,8 @@ use std::sync::LazyLock;
 
 use actix_web::{web, HttpRequest, HttpResponse};
 use chrono::{Duration, SecondsFormat};
-use flowmeter_shared::db::{events, read_model};
+use flowmeter_shared::db::read_model;
+use flowmeter_shared::db::read_path::SnapshotPart;
 use flowmeter_shared::read_model::{
     Grain, ADDITIVE_METRICS, LEVEL_METRICS, TREND_DIMENSIONS, TREND_METRICS,
 };
@@ -15,7 +16,7 @@ use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
 use super::params::query_names;
-use super::{cached_json, metrics_request, one_of, series, Freshness};
+use super::{metrics_request, one_of, rendered, series, Freshness};
 use crate::auth::Principal;
 use crate::error::{ApiError, ErrorBody};
 use crate::openapi::{Granularity, TrendDimensions, TrendMetric};
@@ -139,7 +140,8 @@ pub async fn get_trends(
     principal: Principal,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
-    let request = metrics_request(&req, &principal, &state, &PARAMETERS).await?;
+    let request =
+        metrics_request(&req, &principal, &state, &PARAMETERS, SnapshotPart::None).await?;
     let p = &request.params;
     let metric = one_of(p, "metric", &TREND_METRICS, None)?;
     let granularity = one_of(p, "granularity", &GRANULARITIES, Some("day"))?;
@@ -207,6 +209,12 @@ pub async fn get_trends(
         }
     };
 
+    let (head, snapshot) = (request.head, request.latest());
+    let (freshness, fresh_identity) = super::optional_freshness(snapshot.as_ref(), head);
+    let identity = format!("trends?{}|{fresh_identity}", req.query_string());
+    if let Some(response) = rendered::kept(&req, &state, &request, &identity) {
+        return Ok(response);
+    }
     let client = state.read_pool.get().await?;
     let from = grain.bucket(start);
     let level = LEVEL_METRICS.contains(&metric);
@@ -245,8 +253,6 @@ pub async fn get_trends(
     } else {
         (Vec::new(), (None, Vec::new()))
     };
-    let head = events::head_seq(&client, request.project_id).await?;
-    let snapshot = read_model::snapshot(&client, request.project_id, None).await?;
 
     // Buckets up to the end of the range, but not past the data: the snapshot's time (or
     // the clock when there is none yet) or the latest stored point, whichever is later.
@@ -285,7 +291,6 @@ pub async fn get_trends(
         })
         .collect();
 
-    let (freshness, fresh_identity) = super::optional_freshness(snapshot.as_ref(), head);
     let body = TrendsResponse {
         version: flowmeter_shared::API_VERSION,
         project_id: request.project_id,
@@ -296,8 +301,7 @@ pub async fn get_trends(
         data,
         freshness,
     };
-    let identity = format!("trends?{}|{fresh_identity}", req.query_string());
-    Ok(cached_json(&req, &state, &identity, &body))
+    rendered::keep_json(&req, &state, &request, &identity, &body)
 }
 
 fn point(

@@ -45,6 +45,8 @@ pub async fn write_delta(
                 &[&project, &summary.captured_at, &summary.as_of_seq, &summary.payload, &summary.health, &summary.gap_filled],
             )
             .await?;
+        // The drill-down rows were just written as of this snapshot.
+        super::precompute::refresh(client, project, summary.captured_at).await?;
     }
     Ok(())
 }
