@@ -12,6 +12,7 @@
 
 pub mod actions;
 pub mod compute;
+pub mod dora;
 pub mod efficiency;
 pub mod factors;
 pub mod facts;
