@@ -124,6 +124,8 @@ pub struct ProjectState {
     pub milestone_completions: HashMap<String, Option<DateTime<Utc>>>,
     /// Milestones whose tasks changed since their completion was last computed.
     pub dirty_milestones: HashSet<String>,
+    /// Changes, deployments and incidents (the DORA keys' facts).
+    pub dora: flowmeter_shared::metrics::dora::DoraFacts,
 }
 
 /// A finished attempt in IRS order: task id, finish time, attempt number, attempt id, and the
@@ -298,6 +300,7 @@ impl ProjectState {
             finished_attempts: BTreeSet::new(),
             resolved_blocked: BTreeMap::new(),
             milestone_completions: HashMap::new(),
+            dora: Default::default(),
             dirty_milestones: HashSet::new(),
         };
         state.stored.tasks = state.facts.tasks.len();
