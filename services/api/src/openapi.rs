@@ -44,6 +44,7 @@ carries `\"version\": \"1.0\"`; errors use one envelope (`ErrorBody`). Metrics r
         routes::health::get_health_all,
         routes::prometheus::get_metrics,
         routes::events::post_events,
+        routes::integrations::post_github_delivery,
         routes::metrics::summary::get_summary,
         routes::metrics::trends::get_trends,
         routes::metrics::breakdown::get_breakdown,
@@ -73,6 +74,7 @@ carries `\"version\": \"1.0\"`; errors use one envelope (`ErrorBody`). Metrics r
     tags(
         (name = "metrics", description = "The read model for dashboards (key with the viewer role)."),
         (name = "ingest", description = "Appending events (key with the ingest role)."),
+        (name = "integrations", description = "Webhooks of other systems, authenticated by their own signatures (no key): GitHub (docs/GITHUB.md)."),
         (name = "operations", description = "Health, Prometheus metrics and this document (no key)."),
     )
 )]

@@ -84,6 +84,7 @@ pub fn configure_routes(cfg: &mut web::ServiceConfig) {
     cfg.service(
         web::scope("/v1")
             .configure(routes::events::configure)
+            .configure(routes::integrations::configure)
             .configure(routes::metrics::configure)
             .configure(crate::openapi::configure),
     );

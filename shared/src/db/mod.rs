@@ -6,6 +6,7 @@ pub mod alerts;
 pub mod api_keys;
 pub mod checkpoints;
 pub mod events;
+pub mod integrations;
 pub mod migrations;
 pub mod read_model;
 pub mod tasks;

@@ -7,6 +7,7 @@
 mod alerts;
 mod auth;
 mod docs;
+mod dora;
 mod fold;
 mod http_common;
 mod ingest;

@@ -3,5 +3,6 @@
 pub mod body;
 pub mod events;
 pub mod health;
+pub mod integrations;
 pub mod metrics;
 pub mod prometheus;
