@@ -137,6 +137,18 @@ pub fn expected_dora() -> Value {
     })
 }
 
+/// `metrics.dora` without data: every value null, no level.
+pub fn no_dora() -> Value {
+    json!({
+        "deployment_frequency": {"per_day": null, "count_30d": null, "performance_level": null},
+        "lead_time_for_changes": {"p50_minutes": null, "p90_minutes": null, "sample_size": 0,
+                                  "performance_level": null},
+        "change_failure_rate": {"rate": null, "failures": 0, "deployments": 0,
+                                "performance_level": null},
+        "time_to_restore": {"p50_minutes": null, "sample_size": 0, "performance_level": null}
+    })
+}
+
 async fn stored_dora(app: &TestApp, project: Uuid) -> Value {
     let payload: Value = app
         .db
@@ -251,15 +263,7 @@ async fn keys_without_data_are_null_with_no_level() {
     ];
     app.ingest(&events).await;
     backfill(&app.db.url, b.project_id, 10_000);
-    let nulls = json!({
-        "deployment_frequency": {"per_day": null, "count_30d": null, "performance_level": null},
-        "lead_time_for_changes": {"p50_minutes": null, "p90_minutes": null, "sample_size": 0,
-                                  "performance_level": null},
-        "change_failure_rate": {"rate": null, "failures": 0, "deployments": 0,
-                                "performance_level": null},
-        "time_to_restore": {"p50_minutes": null, "sample_size": 0, "performance_level": null}
-    });
-    assert_eq!(stored_dora(&app, b.project_id).await, nulls);
+    assert_eq!(stored_dora(&app, b.project_id).await, no_dora());
 }
 
 #[tokio::test]

@@ -631,3 +631,182 @@ async fn generated_query_strings_and_event_bodies_never_get_a_500() {
         200
     );
 }
+
+/// Bad input on the GitHub route: a 4xx in the envelope naming the field, never a 500, and
+/// nothing stored.
+#[tokio::test]
+async fn the_github_route_gets_documented_4xx_for_bad_input() {
+    use crate::dora::github::{fixture, signed, store_secret, with_secret_key};
+    let app =
+        TestApp::spawn_with(with_secret_key(flowmeter_tests::TestAppOptions::default())).await;
+    let p = Uuid::new_v4();
+    store_secret(&app, p).await;
+    let opened = fixture("01-pull_request-opened");
+    let mut no_created: Value = serde_json::from_slice(&opened).unwrap();
+    no_created["pull_request"]
+        .as_object_mut()
+        .unwrap()
+        .remove("created_at");
+    let no_created = serde_json::to_vec(&no_created).unwrap();
+    let mut nul_title: Value = serde_json::from_slice(&opened).unwrap();
+    nul_title["pull_request"]["title"] = json!("a\u{0}b");
+    let nul_title = serde_json::to_vec(&nul_title).unwrap();
+    let long = "d".repeat(129);
+    let path = format!("/v1/integrations/github?project_id={p}");
+    // (case, path, content type, kind, delivery, body, signature, status, field)
+    let cases: Vec<(
+        &str,
+        String,
+        &str,
+        &str,
+        &str,
+        Vec<u8>,
+        bool,
+        u16,
+        Option<&str>,
+    )> = vec![
+        (
+            "no project_id",
+            "/v1/integrations/github".into(),
+            "application/json",
+            "pull_request",
+            "d",
+            opened.clone(),
+            true,
+            400,
+            Some("project_id"),
+        ),
+        (
+            "bad UUID",
+            "/v1/integrations/github?project_id=abc".into(),
+            "application/json",
+            "pull_request",
+            "d",
+            opened.clone(),
+            true,
+            400,
+            Some("project_id"),
+        ),
+        (
+            "unknown parameter",
+            format!("{path}&secret=1"),
+            "application/json",
+            "pull_request",
+            "d",
+            opened.clone(),
+            true,
+            400,
+            Some("secret"),
+        ),
+        (
+            "form content type",
+            path.clone(),
+            "application/x-www-form-urlencoded",
+            "pull_request",
+            "d",
+            opened.clone(),
+            true,
+            415,
+            Some("content-type"),
+        ),
+        (
+            "unsigned",
+            path.clone(),
+            "application/json",
+            "pull_request",
+            "d",
+            opened.clone(),
+            false,
+            401,
+            None,
+        ),
+        (
+            "no event kind",
+            path.clone(),
+            "application/json",
+            "",
+            "d",
+            opened.clone(),
+            true,
+            400,
+            Some("X-GitHub-Event"),
+        ),
+        (
+            "delivery id too long",
+            path.clone(),
+            "application/json",
+            "pull_request",
+            &long,
+            opened.clone(),
+            true,
+            400,
+            Some("X-GitHub-Delivery"),
+        ),
+        (
+            "not JSON",
+            path.clone(),
+            "application/json",
+            "pull_request",
+            "d",
+            b"{not json".to_vec(),
+            true,
+            400,
+            Some("body"),
+        ),
+        (
+            "mapped field missing",
+            path.clone(),
+            "application/json",
+            "pull_request",
+            "d",
+            no_created,
+            true,
+            422,
+            Some("pull_request.created_at"),
+        ),
+        (
+            "NUL in a mapped field",
+            path.clone(),
+            "application/json",
+            "pull_request",
+            "d",
+            nul_title,
+            true,
+            422,
+            None,
+        ),
+    ];
+    let mut failures = Vec::new();
+    for (case, path, content_type, kind, delivery, body, sign, status, field) in cases {
+        let mut request = app
+            .http
+            .post(app.url(&path))
+            .header("content-type", content_type)
+            .header("x-github-event", kind)
+            .header("x-github-delivery", delivery)
+            .body(body.clone());
+        if sign {
+            request = request.header("x-hub-signature-256", signed(&body).unwrap());
+        }
+        let response = request.send().await.unwrap();
+        let answer_status = response.status().as_u16();
+        let text = response.text().await.unwrap_or_default();
+        let json = serde_json::from_str(&text).unwrap_or(Value::Null);
+        if let Some(problem) = check(case, &(answer_status, json, text), status, field) {
+            failures.push(problem);
+        }
+    }
+    let stored: i64 = app
+        .db
+        .client()
+        .await
+        .query_one(
+            "SELECT count(*) FROM event_log WHERE project_id = $1",
+            &[&p],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(stored, 0);
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
