@@ -153,14 +153,15 @@ fn set_secret(app: &TestApp, project: Uuid, key: Option<&str>) -> std::process::
 pub async fn store_secret(app: &TestApp, project: Uuid) {
     let key = flowmeter_api::integrations::secrets::SecretKey::parse(SECRET_KEY).unwrap();
     let sealed = key.seal(project, SECRET.as_bytes());
-    flowmeter_shared::db::integrations::store_github_secret(
-        &app.db.client().await,
-        project,
-        &sealed.nonce,
-        &sealed.ciphertext,
-    )
-    .await
-    .unwrap();
+    app.db
+        .client()
+        .await
+        .execute(
+            "INSERT INTO integration_github_secret (project_id, nonce, ciphertext) VALUES ($1, $2, $3)",
+            &[&project, &sealed.nonce, &sealed.ciphertext],
+        )
+        .await
+        .unwrap();
 }
 
 /// The signature GitHub would send for `body` with the test secret.
