@@ -26,6 +26,9 @@ pub struct ApiSettings {
     pub event_time_bounds: flowmeter_shared::events::TimeBounds,
     /// An admin key registered at start-up (`FLOWMETER_API_KEY`).
     pub bootstrap_api_key: Option<String>,
+    /// Environments counted as production in the DORA trends
+    /// (`FLOWMETER_PRODUCTION_ENVIRONMENTS`, the worker's list for the summary).
+    pub production_environments: Vec<String>,
     /// The key that encrypts webhook secrets (`FLOWMETER_SECRET_KEY`, 32 bytes in base64).
     pub secret_key: Option<crate::integrations::secrets::SecretKey>,
     /// Every request acts as admin (`FLOWMETER_AUTH_DISABLED`); tests and demos only.
@@ -141,6 +144,7 @@ impl ApiSettings {
                 1024 * 1024 * 1024,
             )? as usize,
             bootstrap_api_key,
+            production_environments: config::production_environments(env)?,
             secret_key: env
                 .raw("FLOWMETER_SECRET_KEY")
                 .map(|text| {

@@ -5,6 +5,7 @@
 pub mod alerts;
 pub mod api_keys;
 pub mod checkpoints;
+pub mod dora;
 pub mod events;
 pub mod integrations;
 pub mod migrations;

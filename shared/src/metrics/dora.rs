@@ -327,75 +327,140 @@ pub fn change_lead_times(
         .collect()
 }
 
+/// What one window `[from, to)` holds: the raw inputs of the four keys.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Window {
+    /// Successful production deployments.
+    pub successes: i64,
+    /// Lead times in minutes of the changes first deployed (successfully, to production).
+    pub lead_minutes: Vec<f64>,
+    /// Finished production deployments, success or failure.
+    pub finished: i64,
+    /// Of those, failed or named by an incident.
+    pub failures: i64,
+    /// Restore times in minutes of the incidents resolved.
+    pub restore_minutes: Vec<f64>,
+}
+
+impl Window {
+    /// Gathers a window's inputs from the facts.
+    pub fn of(
+        facts: &DoraFacts,
+        production: &[String],
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+    ) -> Self {
+        let finished: Vec<_> = finished_in(facts, production, from, to).collect();
+        let failures = finished
+            .iter()
+            .filter(|(id, _, status)| {
+                *status == DeploymentStatus::Failure
+                    || facts
+                        .incidents
+                        .values()
+                        .any(|i| i.causes().any(|cause| cause == id.as_str()))
+            })
+            .count() as i64;
+        Window {
+            successes: finished
+                .iter()
+                .filter(|(_, _, s)| *s == DeploymentStatus::Success)
+                .count() as i64,
+            lead_minutes: change_lead_times(facts, production)
+                .into_iter()
+                .filter(|(_, at, _)| *at >= from && *at < to)
+                .map(|(_, _, minutes)| minutes)
+                .collect(),
+            finished: finished.len() as i64,
+            failures,
+            restore_minutes: facts
+                .incidents
+                .values()
+                .filter_map(IncidentFacts::restore)
+                .filter(|(at, _)| *at >= from && *at < to)
+                .map(|(_, minutes)| minutes)
+                .collect(),
+        }
+    }
+
+    /// The change failure rate (unrounded); `None` without finished deployments.
+    pub fn failure_rate(&self) -> Option<f64> {
+        (self.finished > 0).then(|| self.failures as f64 / self.finished as f64)
+    }
+}
+
 /// The four keys over production deployments (`production` environments), for the window
 /// `[now − 30 d, now)`.
 pub fn compute_dora(facts: &DoraFacts, now: DateTime<Utc>, production: &[String]) -> DoraMetrics {
-    let from = now - Duration::days(WINDOW_DAYS);
+    let window = Window::of(facts, production, now - Duration::days(WINDOW_DAYS), now);
     let mut out = DoraMetrics::default();
-    let finished: Vec<_> = finished_in(facts, production, from, now).collect();
-
     let has_production = facts.deployments.values().any(|d| {
         d.environment()
             .is_some_and(|e| production.iter().any(|p| p == e))
     });
     if has_production {
-        let count = finished
-            .iter()
-            .filter(|(_, _, s)| *s == DeploymentStatus::Success)
-            .count() as i64;
-        let per_day = count as f64 / WINDOW_DAYS as f64;
+        let per_day = window.successes as f64 / WINDOW_DAYS as f64;
         out.deployment_frequency = DeploymentFrequency {
             per_day: Some(round_to(per_day, 4)),
-            count_30d: Some(count),
+            count_30d: Some(window.successes),
             performance_level: Some(levels::deployment_frequency(per_day)),
         };
     }
-
-    let lead: Vec<f64> = change_lead_times(facts, production)
-        .into_iter()
-        .filter(|(_, at, _)| *at >= from && *at < now)
-        .map(|(_, _, minutes)| minutes)
-        .collect();
-    let p50 = percentile_cont(&lead, 0.5);
+    let p50 = percentile_cont(&window.lead_minutes, 0.5);
     out.lead_time_for_changes = LeadTimeForChanges {
         p50_minutes: p50.map(round_duration),
-        p90_minutes: percentile_cont(&lead, 0.9).map(round_duration),
-        sample_size: lead.len() as i64,
+        p90_minutes: percentile_cont(&window.lead_minutes, 0.9).map(round_duration),
+        sample_size: window.lead_minutes.len() as i64,
         performance_level: p50.map(levels::lead_time),
     };
-
-    let failures = finished
-        .iter()
-        .filter(|(id, _, status)| {
-            *status == DeploymentStatus::Failure
-                || facts
-                    .incidents
-                    .values()
-                    .any(|i| i.causes().any(|cause| cause == id.as_str()))
-        })
-        .count() as i64;
-    let rate = (!finished.is_empty()).then(|| failures as f64 / finished.len() as f64);
+    let rate = window.failure_rate();
     out.change_failure_rate = ChangeFailureRate {
         rate: rate.map(round_ratio),
-        failures,
-        deployments: finished.len() as i64,
+        failures: window.failures,
+        deployments: window.finished,
         performance_level: rate.map(levels::change_failure_rate),
     };
-
-    let restore: Vec<f64> = facts
-        .incidents
-        .values()
-        .filter_map(IncidentFacts::restore)
-        .filter(|(at, _)| *at >= from && *at < now)
-        .map(|(_, minutes)| minutes)
-        .collect();
-    let p50 = percentile_cont(&restore, 0.5);
+    let p50 = percentile_cont(&window.restore_minutes, 0.5);
     out.time_to_restore = TimeToRestore {
         p50_minutes: p50.map(round_duration),
-        sample_size: restore.len() as i64,
+        sample_size: window.restore_minutes.len() as i64,
         performance_level: p50.map(levels::time_to_restore),
     };
     out
+}
+
+/// Trend metrics of the DORA keys (`GET /v1/metrics/trends`), each computed per bucket.
+pub const TREND_METRICS: [&str; 4] = [
+    "deployments",
+    "lead_time_for_changes",
+    "change_failure_rate",
+    "time_to_restore",
+];
+
+/// One trend bucket `[from, to)` of a DORA trend metric: the value (successful production
+/// deployments; p50 lead time or time to restore in minutes; the change failure rate) and
+/// its sample size. `None` for a metric that is not one of [`TREND_METRICS`].
+pub fn trend_value(
+    facts: &DoraFacts,
+    production: &[String],
+    metric: &str,
+    from: DateTime<Utc>,
+    to: DateTime<Utc>,
+) -> Option<(Option<f64>, i64)> {
+    let w = Window::of(facts, production, from, to);
+    Some(match metric {
+        "deployments" => (Some(w.successes as f64), w.successes),
+        "lead_time_for_changes" => (
+            percentile_cont(&w.lead_minutes, 0.5).map(round_duration),
+            w.lead_minutes.len() as i64,
+        ),
+        "change_failure_rate" => (w.failure_rate().map(round_ratio), w.finished),
+        "time_to_restore" => (
+            percentile_cont(&w.restore_minutes, 0.5).map(round_duration),
+            w.restore_minutes.len() as i64,
+        ),
+        _ => return None,
+    })
 }
 
 /// The performance bands of docs/DORA.md. Each band includes its better bound.

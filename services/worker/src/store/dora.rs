@@ -1,6 +1,6 @@
-//! The rows of changes, deployments and incidents: the upserts of a delta (one statement per
-//! table) and the load back into a fold state. An entity's row is its whole fact (`facts`
-//! JSONB, what the fold reloads) with the columns the API filters on.
+//! Writing the rows of changes, deployments and incidents a delta names: one upsert per
+//! table. An entity's row is its whole fact (`facts` JSONB, what the fold reloads through
+//! `flowmeter_shared::db::dora::load_facts`) with the columns a reader filters on.
 
 use chrono::{DateTime, Utc};
 use deadpool_postgres::GenericClient;
@@ -145,44 +145,4 @@ pub(super) async fn write_dora(
             .await?;
     }
     Ok(())
-}
-
-/// A project's DORA facts from its rows.
-pub(super) async fn load_dora(
-    client: &impl GenericClient,
-    project_id: uuid::Uuid,
-) -> anyhow::Result<flowmeter_shared::metrics::dora::DoraFacts> {
-    let mut dora = flowmeter_shared::metrics::dora::DoraFacts::default();
-    let p = &[&project_id as &(dyn tokio_postgres::types::ToSql + Sync)];
-    for row in client
-        .query(
-            "SELECT change_id, facts FROM metrics_change WHERE project_id = $1",
-            p,
-        )
-        .await?
-    {
-        dora.changes
-            .insert(row.get(0), serde_json::from_value(row.get(1))?);
-    }
-    for row in client
-        .query(
-            "SELECT deployment_id, facts FROM metrics_deployment WHERE project_id = $1",
-            p,
-        )
-        .await?
-    {
-        dora.deployments
-            .insert(row.get(0), serde_json::from_value(row.get(1))?);
-    }
-    for row in client
-        .query(
-            "SELECT incident_id, facts FROM metrics_incident WHERE project_id = $1",
-            p,
-        )
-        .await?
-    {
-        dora.incidents
-            .insert(row.get(0), serde_json::from_value(row.get(1))?);
-    }
-    Ok(dora)
 }

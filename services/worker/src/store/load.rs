@@ -274,7 +274,7 @@ pub async fn load_state(
     };
     let phases = load_phases(client, project_id).await?;
     let mut state = ProjectState::from_parts(project_id, facts, phases, cursors);
-    state.dora = super::dora::load_dora(client, project_id).await?;
+    state.dora = flowmeter_shared::db::dora::load_facts(client, project_id).await?;
     // Tasks written after the latest snapshot still owe their drill-down rows to the next.
     let pending = client
         .query(
@@ -312,7 +312,7 @@ pub async fn load_model(
     project_id: Uuid,
 ) -> anyhow::Result<ReadModel> {
     let mut model = ReadModel {
-        dora: super::dora::load_dora(client, project_id).await?,
+        dora: flowmeter_shared::db::dora::load_facts(client, project_id).await?,
         ..ReadModel::default()
     };
     let p = &[&project_id as &(dyn tokio_postgres::types::ToSql + Sync)];

@@ -282,3 +282,63 @@ async fn a_configured_production_environment_replaces_the_default() {
     assert_eq!(dora["lead_time_for_changes"]["p50_minutes"], 120.0);
     assert_eq!(dora["change_failure_rate"]["rate"], 0.5);
 }
+
+/// The DORA trend metrics are per bucket, from the same rows (worked from the scenario above;
+/// weeks start on Monday, 2 and 9 March 2026).
+#[tokio::test]
+async fn dora_trends_are_computed_per_bucket_from_the_same_rows() {
+    let app = TestApp::spawn().await;
+    let mut b = EventBuilder::new();
+    app.ingest(&dora_events(&mut b)).await;
+    backfill(&app.db.url, b.project_id, 10_000);
+    let trend = |metric: &str, granularity: &str, start: &str, end: &str| {
+        let path = format!(
+            "/v1/metrics/trends?project_id={}&metric={metric}&granularity={granularity}&start_date={start}&end_date={end}",
+            b.project_id
+        );
+        let app = &app;
+        async move {
+            let body: Value = app.get(&path, None).await.json().await.unwrap();
+            body["data"]
+                .as_array()
+                .unwrap_or_else(|| panic!("{path}: {body}"))
+                .iter()
+                .map(|p| {
+                    (
+                        p["timestamp"].as_str().unwrap()[..10].to_owned(),
+                        p["value"].clone(),
+                    )
+                })
+                .collect::<Vec<(String, Value)>>()
+        }
+    };
+    let day = |d: &str, v: Value| (format!("2026-03-{d}"), v);
+    // Successful production deployments: d2 on the 2nd, d4 on the 7th, d5 on the 11th.
+    let deployments = trend("deployments", "day", "2026-03-01", "2026-03-12").await;
+    let expected: Vec<(String, Value)> = (1..=12)
+        .map(|d| {
+            let n = if [2, 7, 11].contains(&d) { 1.0 } else { 0.0 };
+            day(&format!("{d:02}"), json!(n))
+        })
+        .collect();
+    assert_eq!(deployments, expected);
+    // Lead time: c1 1440 and c2 120 with d2 (p50 780), c3 2880 with d4, c4 1440 with d5.
+    let lead = trend("lead_time_for_changes", "day", "2026-03-02", "2026-03-07").await;
+    assert_eq!(lead[0], day("02", json!(780.0)));
+    assert_eq!(lead[1], day("03", Value::Null));
+    assert_eq!(lead[5], day("07", json!(2880.0)));
+    // Week of 2 March: d2, d3 (failure), d4 → 1/3; week of 9 March: d5 (named by i1), d6
+    // (failure); d7 was cancelled → 2/2.
+    let rate = trend("change_failure_rate", "week", "2026-03-02", "2026-03-15").await;
+    assert_eq!(rate, vec![day("02", json!(0.3333)), day("09", json!(1.0))]);
+    let restore = trend("time_to_restore", "day", "2026-03-11", "2026-03-14").await;
+    assert_eq!(
+        restore,
+        vec![
+            day("11", json!(150.0)),
+            day("12", Value::Null),
+            day("13", Value::Null),
+            day("14", json!(1800.0))
+        ]
+    );
+}
