@@ -632,6 +632,19 @@ async fn generated_query_strings_and_event_bodies_never_get_a_500() {
     );
 }
 
+/// (case, path, content type, X-GitHub-Event, X-GitHub-Delivery, body, signed, status, field)
+type GithubCase<'a> = (
+    &'a str,
+    String,
+    &'a str,
+    &'a str,
+    &'a str,
+    Vec<u8>,
+    bool,
+    u16,
+    Option<&'a str>,
+);
+
 /// Bad input on the GitHub route: a 4xx in the envelope naming the field, never a 500, and
 /// nothing stored.
 #[tokio::test]
@@ -654,17 +667,7 @@ async fn the_github_route_gets_documented_4xx_for_bad_input() {
     let long = "d".repeat(129);
     let path = format!("/v1/integrations/github?project_id={p}");
     // (case, path, content type, kind, delivery, body, signature, status, field)
-    let cases: Vec<(
-        &str,
-        String,
-        &str,
-        &str,
-        &str,
-        Vec<u8>,
-        bool,
-        u16,
-        Option<&str>,
-    )> = vec![
+    let cases: Vec<GithubCase> = vec![
         (
             "no project_id",
             "/v1/integrations/github".into(),
