@@ -195,19 +195,6 @@ pub async fn deliver(
     request.send().await.unwrap()
 }
 
-async fn event_count(app: &TestApp, project: Uuid) -> i64 {
-    app.db
-        .client()
-        .await
-        .query_one(
-            "SELECT count(*) FROM event_log WHERE project_id = $1",
-            &[&project],
-        )
-        .await
-        .unwrap()
-        .get(0)
-}
-
 #[tokio::test]
 async fn replayed_github_deliveries_give_the_expected_events_and_metrics() {
     let app =
@@ -251,7 +238,7 @@ async fn replayed_github_deliveries_give_the_expected_events_and_metrics() {
         assert_eq!(answer["accepted"], types.len(), "{name}");
         assert_eq!(answer["ignored"], *status == 202, "{name}");
     }
-    assert_eq!(event_count(&app, project).await, 16);
+    assert_eq!(app.stored_events(project).await, 16);
 
     // A redelivery (same delivery id) stores nothing new.
     let merged = fixture(DELIVERIES[8].0);
@@ -304,7 +291,7 @@ async fn replayed_github_deliveries_give_the_expected_events_and_metrics() {
     )
     .await;
     assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
-    assert_eq!(event_count(&app, project).await, 16);
+    assert_eq!(app.stored_events(project).await, 16);
 
     let metrics = app.get("/metrics", None).await.text().await.unwrap();
     let counter = |result: &str| {
@@ -319,17 +306,7 @@ async fn replayed_github_deliveries_give_the_expected_events_and_metrics() {
 
     backfill(&app.db.url, project, 10_000);
     assert_verified(&app.db.url, project);
-    let payload: Value = app
-        .db
-        .client()
-        .await
-        .query_one(
-            "SELECT payload FROM metrics_summary WHERE project_id = $1",
-            &[&project],
-        )
-        .await
-        .unwrap()
-        .get(0);
+    let payload = app.latest_summary_payload(project).await;
     let op = &payload["operational"];
     assert_eq!(op["lead_time"]["p50_minutes"], 1560.0);
     assert_eq!(op["cycle_time"]["p50_minutes"], 1560.0);
@@ -375,5 +352,5 @@ async fn a_delivery_missing_a_mapped_field_is_refused_naming_it() {
     let response = deliver(&app, project, "", "d-2", &body, sig).await;
     let error = flowmeter_tests::app::assert_error(response, 400, "bad_request").await;
     assert_eq!(error["details"]["field"], "X-GitHub-Event");
-    assert_eq!(event_count(&app, project).await, 0);
+    assert_eq!(app.stored_events(project).await, 0);
 }

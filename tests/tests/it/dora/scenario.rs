@@ -150,19 +150,7 @@ pub fn no_dora() -> Value {
 }
 
 async fn stored_dora(app: &TestApp, project: Uuid) -> Value {
-    let payload: Value = app
-        .db
-        .client()
-        .await
-        .query_one(
-            "SELECT payload FROM metrics_summary WHERE project_id = $1
-              ORDER BY captured_at DESC LIMIT 1",
-            &[&project],
-        )
-        .await
-        .unwrap()
-        .get(0);
-    payload["dora"].clone()
+    app.latest_summary_payload(project).await["dora"].clone()
 }
 
 #[tokio::test]

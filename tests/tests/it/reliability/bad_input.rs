@@ -799,17 +799,6 @@ async fn the_github_route_gets_documented_4xx_for_bad_input() {
             failures.push(problem);
         }
     }
-    let stored: i64 = app
-        .db
-        .client()
-        .await
-        .query_one(
-            "SELECT count(*) FROM event_log WHERE project_id = $1",
-            &[&p],
-        )
-        .await
-        .unwrap()
-        .get(0);
-    assert_eq!(stored, 0);
+    assert_eq!(app.stored_events(p).await, 0);
     assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
