@@ -11,9 +11,7 @@
 use std::sync::LazyLock;
 
 use actix_web::{web, HttpResponse};
-use flowmeter_shared::read_model::{
-    BREAKDOWN_DIMENSIONS, DRILLDOWN_METRICS, TREND_DIMENSIONS, TREND_METRICS,
-};
+use flowmeter_shared::read_model::{DRILLDOWN_METRICS, TREND_DIMENSIONS, TREND_METRICS};
 use utoipa::openapi::path::Operation;
 use utoipa::openapi::response::ResponseBuilder;
 use utoipa::openapi::schema::{ObjectBuilder, Schema, Type};
@@ -134,8 +132,8 @@ closed_list!(
 closed_list!(
     /// `dimension` of `/v1/metrics/breakdown`.
     BreakdownDimension,
-    BREAKDOWN_DIMENSIONS,
-    "The dimension a breakdown groups by."
+    breakdown::DIMENSIONS,
+    "The dimension a breakdown groups by: phase, milestone, assignee, task_class or state for the task metrics; environment or service for the DORA metrics."
 );
 closed_list!(
     /// `time_range` of `/v1/metrics/breakdown`.

@@ -399,7 +399,7 @@ mod tests {
                 .to_string();
         assert!(err.contains("cannot read"), "{err}");
         let defaults = WorkerSettings::from_env(&base()).unwrap();
-        assert_eq!(defaults.alert_rules.thresholds.len(), 6);
+        assert_eq!(defaults.alert_rules.thresholds.len(), 8);
     }
 
     #[test]

@@ -447,20 +447,7 @@ pub fn trend_value(
     from: DateTime<Utc>,
     to: DateTime<Utc>,
 ) -> Option<(Option<f64>, i64)> {
-    let w = Window::of(facts, production, from, to);
-    Some(match metric {
-        "deployments" => (Some(w.successes as f64), w.successes),
-        "lead_time_for_changes" => (
-            percentile_cont(&w.lead_minutes, 0.5).map(round_duration),
-            w.lead_minutes.len() as i64,
-        ),
-        "change_failure_rate" => (w.failure_rate().map(round_ratio), w.finished),
-        "time_to_restore" => (
-            percentile_cont(&w.restore_minutes, 0.5).map(round_duration),
-            w.restore_minutes.len() as i64,
-        ),
-        _ => return None,
-    })
+    super::dora_breakdown::value_of(metric, &Window::of(facts, production, from, to))
 }
 
 /// The performance bands of docs/DORA.md. Each band includes its better bound.

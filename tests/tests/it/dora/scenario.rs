@@ -330,3 +330,100 @@ async fn dora_trends_are_computed_per_bucket_from_the_same_rows() {
         ]
     );
 }
+
+/// The DORA keys by environment and by service over the 30 days before the snapshot
+/// (worked from the scenario above; the previous 30 days hold only d0, prod).
+#[tokio::test]
+async fn dora_breakdowns_split_by_environment_and_service() {
+    let app = TestApp::spawn().await;
+    let mut b = EventBuilder::new();
+    app.ingest(&dora_events(&mut b)).await;
+    backfill(&app.db.url, b.project_id, 10_000);
+    let breakdown = |query: &str| {
+        let path = format!(
+            "/v1/metrics/breakdown?project_id={}&time_range=30d&{query}",
+            b.project_id
+        );
+        let app = &app;
+        async move { app.get(&path, None).await }
+    };
+    let body: Value = breakdown("metric=deployments&dimension=environment")
+        .await
+        .json()
+        .await
+        .unwrap();
+    let groups: Vec<Value> = body["breakdown"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|g| {
+            json!([
+                g["dimension_value"],
+                g["value"],
+                g["count"],
+                g["percentage"],
+                g["trend"]["direction"]
+            ])
+        })
+        .collect();
+    // Successful deployments: prod d4, d5 (d0 before: 1 → 2, up); production d2; staging d1.
+    assert_eq!(
+        groups,
+        vec![
+            json!(["prod", 2.0, 2, 50.0, "up"]),
+            json!(["production", 1.0, 1, 25.0, "up"]),
+            json!(["staging", 1.0, 1, 25.0, "up"]),
+        ]
+    );
+    assert_eq!(body["total"], 4.0);
+    assert_eq!(body["breakdown"][0]["trend"]["change_pct"], 100.0);
+
+    let body: Value = breakdown("metric=change_failure_rate&dimension=environment")
+        .await
+        .json()
+        .await
+        .unwrap();
+    let rates: Vec<(Value, Value)> = body["breakdown"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|g| (g["dimension_value"].clone(), g["value"].clone()))
+        .collect();
+    // prod: d3, d6 failed and d5 named by i1 of d3, d4, d5, d6; production: d2 fine;
+    // staging: d9 failed of d1, d9.
+    assert_eq!(
+        rates,
+        vec![
+            (json!("prod"), json!(0.75)),
+            (json!("production"), json!(0.0)),
+            (json!("staging"), json!(0.5))
+        ]
+    );
+
+    let body: Value = breakdown("metric=change_failure_rate&dimension=service")
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(body["total"], 0.6);
+    assert_eq!(body["breakdown"][0]["dimension_value"], "api");
+    assert_eq!(body["breakdown"][0]["value"], 0.6);
+    assert_eq!(body["breakdown"][0]["count"], 5);
+
+    for query in [
+        "metric=deployments&dimension=assignee",
+        "metric=wip&dimension=service",
+    ] {
+        let error =
+            flowmeter_tests::app::assert_error(breakdown(query).await, 422, "validation_error")
+                .await;
+        assert_eq!(error["details"]["field"], "dimension", "{query}");
+    }
+    let error = flowmeter_tests::app::assert_error(
+        breakdown("metric=deployments&dimension=service&filters=%7B%7D").await,
+        422,
+        "validation_error",
+    )
+    .await;
+    assert_eq!(error["details"]["field"], "filters");
+}
