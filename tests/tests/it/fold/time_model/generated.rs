@@ -234,7 +234,8 @@ fn generate(seed: u64, tasks: usize) -> Generated {
 
 /// Deployments every two and a half days or so to production or staging, each with the
 /// changes committed since the last successful one, some failing or cancelled, some
-/// followed by an incident that names it (most of them resolved).
+/// finished twice (a failed first attempt, then the final one), some followed by an
+/// incident that names it (most of them resolved).
 fn dora_events(
     r: &mut Lcg,
     b: &mut EventBuilder,
@@ -273,6 +274,17 @@ fn dora_events(
             at - Span::minutes(10),
             json!({"environment": environment, "service": service, "change_ids": listed}),
         ));
+        if r.chance(25) {
+            // A first attempt of the same deployment that failed; the later finish wins.
+            out.push(b.event(
+                "deployment",
+                &deployment,
+                "deployment_finished",
+                at - Span::minutes(5),
+                json!({"environment": environment, "service": service, "status": "failure",
+                       "change_ids": changes}),
+            ));
+        }
         out.push(b.event(
             "deployment",
             &deployment,
