@@ -632,18 +632,18 @@ async fn generated_query_strings_and_event_bodies_never_get_a_500() {
     );
 }
 
-/// (case, path, content type, X-GitHub-Event, X-GitHub-Delivery, body, signed, status, field)
-type GithubCase<'a> = (
-    &'a str,
-    String,
-    &'a str,
-    &'a str,
-    &'a str,
-    Vec<u8>,
-    bool,
-    u16,
-    Option<&'a str>,
-);
+/// One bad request to the GitHub route and the answer it must get.
+struct GithubCase {
+    case: &'static str,
+    path: String,
+    content_type: &'static str,
+    kind: &'static str,
+    delivery: String,
+    body: Vec<u8>,
+    signed: bool,
+    status: u16,
+    field: Option<&'static str>,
+}
 
 /// Bad input on the GitHub route: a 4xx in the envelope naming the field, never a 500, and
 /// nothing stored.
@@ -664,138 +664,78 @@ async fn the_github_route_gets_documented_4xx_for_bad_input() {
     let mut nul_title: Value = serde_json::from_slice(&opened).unwrap();
     nul_title["pull_request"]["title"] = json!("a\u{0}b");
     let nul_title = serde_json::to_vec(&nul_title).unwrap();
-    let long = "d".repeat(129);
     let path = format!("/v1/integrations/github?project_id={p}");
-    // (case, path, content type, kind, delivery, body, signature, status, field)
-    let cases: Vec<GithubCase> = vec![
-        (
-            "no project_id",
-            "/v1/integrations/github".into(),
-            "application/json",
-            "pull_request",
-            "d",
-            opened.clone(),
-            true,
-            400,
-            Some("project_id"),
-        ),
-        (
-            "bad UUID",
-            "/v1/integrations/github?project_id=abc".into(),
-            "application/json",
-            "pull_request",
-            "d",
-            opened.clone(),
-            true,
-            400,
-            Some("project_id"),
-        ),
-        (
-            "unknown parameter",
-            format!("{path}&secret=1"),
-            "application/json",
-            "pull_request",
-            "d",
-            opened.clone(),
-            true,
-            400,
-            Some("secret"),
-        ),
-        (
-            "form content type",
-            path.clone(),
-            "application/x-www-form-urlencoded",
-            "pull_request",
-            "d",
-            opened.clone(),
-            true,
-            415,
-            Some("content-type"),
-        ),
-        (
-            "unsigned",
-            path.clone(),
-            "application/json",
-            "pull_request",
-            "d",
-            opened.clone(),
-            false,
-            401,
-            None,
-        ),
-        (
-            "no event kind",
-            path.clone(),
-            "application/json",
-            "",
-            "d",
-            opened.clone(),
-            true,
-            400,
-            Some("X-GitHub-Event"),
-        ),
-        (
-            "delivery id too long",
-            path.clone(),
-            "application/json",
-            "pull_request",
-            &long,
-            opened.clone(),
-            true,
-            400,
-            Some("X-GitHub-Delivery"),
-        ),
-        (
-            "not JSON",
-            path.clone(),
-            "application/json",
-            "pull_request",
-            "d",
-            b"{not json".to_vec(),
-            true,
-            400,
-            Some("body"),
-        ),
-        (
-            "mapped field missing",
-            path.clone(),
-            "application/json",
-            "pull_request",
-            "d",
-            no_created,
-            true,
-            422,
-            Some("pull_request.created_at"),
-        ),
-        (
-            "NUL in a mapped field",
-            path.clone(),
-            "application/json",
-            "pull_request",
-            "d",
-            nul_title,
-            true,
-            422,
-            None,
-        ),
+    // A signed JSON pull_request delivery, changed in one way per case.
+    let case = |case, status, field| GithubCase {
+        case,
+        path: path.clone(),
+        content_type: "application/json",
+        kind: "pull_request",
+        delivery: "d".into(),
+        body: opened.clone(),
+        signed: true,
+        status,
+        field,
+    };
+    let cases = vec![
+        GithubCase {
+            path: "/v1/integrations/github".into(),
+            ..case("no project_id", 400, Some("project_id"))
+        },
+        GithubCase {
+            path: "/v1/integrations/github?project_id=abc".into(),
+            ..case("bad UUID", 400, Some("project_id"))
+        },
+        GithubCase {
+            path: format!("{path}&secret=1"),
+            ..case("unknown parameter", 400, Some("secret"))
+        },
+        GithubCase {
+            content_type: "application/x-www-form-urlencoded",
+            ..case("form content type", 415, Some("content-type"))
+        },
+        GithubCase {
+            signed: false,
+            ..case("unsigned", 401, None)
+        },
+        GithubCase {
+            kind: "",
+            ..case("no event kind", 400, Some("X-GitHub-Event"))
+        },
+        GithubCase {
+            delivery: "d".repeat(129),
+            ..case("delivery id too long", 400, Some("X-GitHub-Delivery"))
+        },
+        GithubCase {
+            body: b"{not json".to_vec(),
+            ..case("not JSON", 400, Some("body"))
+        },
+        GithubCase {
+            body: no_created,
+            ..case("mapped field missing", 422, Some("pull_request.created_at"))
+        },
+        GithubCase {
+            body: nul_title,
+            ..case("NUL in a mapped field", 422, None)
+        },
     ];
     let mut failures = Vec::new();
-    for (case, path, content_type, kind, delivery, body, sign, status, field) in cases {
+    for c in cases {
         let mut request = app
             .http
-            .post(app.url(&path))
-            .header("content-type", content_type)
-            .header("x-github-event", kind)
-            .header("x-github-delivery", delivery)
-            .body(body.clone());
-        if sign {
-            request = request.header("x-hub-signature-256", signed(&body).unwrap());
+            .post(app.url(&c.path))
+            .header("content-type", c.content_type)
+            .header("x-github-event", c.kind)
+            .header("x-github-delivery", &c.delivery)
+            .body(c.body.clone());
+        if c.signed {
+            request = request.header("x-hub-signature-256", signed(&c.body).unwrap());
         }
         let response = request.send().await.unwrap();
         let answer_status = response.status().as_u16();
         let text = response.text().await.unwrap_or_default();
         let json = serde_json::from_str(&text).unwrap_or(Value::Null);
-        if let Some(problem) = check(case, &(answer_status, json, text), status, field) {
+        if let Some(problem) = check(c.case, &(answer_status, json, text), c.status, c.field) {
             failures.push(problem);
         }
     }

@@ -322,13 +322,22 @@ pub async fn get_breakdown(
         breakdown,
         freshness: freshness(&snapshot, head),
     };
-    let identity = format!(
+    Ok(cached_json(
+        &req,
+        &state,
+        &identity(&req, &snapshot, head),
+        &body,
+    ))
+}
+
+/// The ETag identity of a breakdown: its query, the snapshot and the log head.
+pub(super) fn identity(req: &HttpRequest, snapshot: &read_model::Snapshot, head: i64) -> String {
+    format!(
         "breakdown?{}|{}|{}|{head}",
         req.query_string(),
         snapshot.captured_at.timestamp_micros(),
         snapshot.as_of_seq
-    );
-    Ok(cached_json(&req, &state, &identity, &body))
+    )
 }
 
 /// WIP or blocked per group at the end of the previous range: the groups of the latest day

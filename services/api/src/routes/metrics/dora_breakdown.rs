@@ -10,7 +10,7 @@ use flowmeter_shared::metrics::dora::{DoraFacts, Window};
 use flowmeter_shared::metrics::dora_breakdown::{groups, value_of};
 use flowmeter_shared::metrics::stats::round_score;
 
-use super::breakdown::{range_length, trend, BreakdownGroup, BreakdownResponse};
+use super::breakdown::{identity, range_length, trend, BreakdownGroup, BreakdownResponse};
 use super::{cached_json, freshness, load_snapshot, MetricsRequest};
 use crate::error::ApiError;
 use crate::startup::AppState;
@@ -112,11 +112,10 @@ pub async fn serve(
         breakdown,
         freshness: freshness(&snapshot, head),
     };
-    let identity = format!(
-        "breakdown?{}|{}|{}|{head}",
-        req.query_string(),
-        snapshot.captured_at.timestamp_micros(),
-        snapshot.as_of_seq
-    );
-    Ok(cached_json(req, state, &identity, &body))
+    Ok(cached_json(
+        req,
+        state,
+        &identity(req, &snapshot, head),
+        &body,
+    ))
 }
