@@ -145,7 +145,10 @@ fn set_secret(app: &TestApp, project: Uuid, key: Option<&str>) -> std::process::
         command.env("FLOWMETER_SECRET_KEY", key);
     }
     let mut child = command.spawn().unwrap();
-    writeln!(child.stdin.take().unwrap(), "{SECRET}").unwrap();
+    // A refused command may exit before it reads its input.
+    if let Err(e) = writeln!(child.stdin.take().unwrap(), "{SECRET}") {
+        assert_eq!(e.kind(), std::io::ErrorKind::BrokenPipe, "{e}");
+    }
     child.wait_with_output().unwrap()
 }
 
