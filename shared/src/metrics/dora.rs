@@ -132,12 +132,12 @@ impl DeploymentFacts {
         Some((finished.at, finished.status?))
     }
 
-    /// Whether the start or the finish names `change_id`.
-    pub fn contains_change(&self, change_id: &str) -> bool {
+    /// The changes the start or the finish names (a change named by both comes twice).
+    pub fn change_ids(&self) -> impl Iterator<Item = &String> {
         [&self.started, &self.finished]
             .into_iter()
             .flatten()
-            .any(|e| e.change_ids.iter().any(|c| c == change_id))
+            .flat_map(|e| &e.change_ids)
     }
 }
 
@@ -183,11 +183,7 @@ impl IncidentFacts {
     /// Opened and resolution times, when both are known (the duration never negative).
     pub fn restore(&self) -> Option<(DateTime<Utc>, f64)> {
         let (opened, resolved) = (self.opened.as_ref()?, self.resolved.as_ref()?);
-        let micros = (resolved.at - opened.at)
-            .num_microseconds()
-            .unwrap_or(0)
-            .max(0);
-        Some((resolved.at, micros as f64 / 60_000_000.0))
+        Some((resolved.at, minutes_between(opened.at, resolved.at)))
     }
 }
 
@@ -277,54 +273,106 @@ pub struct DoraMetrics {
     pub time_to_restore: TimeToRestore,
 }
 
-/// A production deployment that finished (success or failure) in `[from, to)`.
-fn finished_in<'a>(
-    facts: &'a DoraFacts,
-    production: &'a [String],
-    from: DateTime<Utc>,
-    to: DateTime<Utc>,
-) -> impl Iterator<Item = (&'a String, DateTime<Utc>, DeploymentStatus)> + 'a {
-    facts.deployments.iter().filter_map(move |(id, d)| {
-        let (at, status) = d.outcome()?;
-        let prod = d
-            .environment()
-            .is_some_and(|e| production.iter().any(|p| p == e));
-        (prod && at >= from && at < to && status != DeploymentStatus::Cancelled)
-            .then_some((id, at, status))
-    })
+/// The facts of a project reduced to what the windows read, in one pass over each kind of
+/// entity: every finished production deployment (cancelled ones left out) with whether an
+/// incident names it, every change's lead time at its first successful production
+/// deployment, and every incident's restore time. Windows then filter these lists by time,
+/// so a trend of many buckets reads the facts once.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Prepared {
+    /// (finish time, status, named by an incident).
+    deployments: Vec<(DateTime<Utc>, DeploymentStatus, bool)>,
+    /// (first successful production deployment, lead time in minutes).
+    leads: Vec<(DateTime<Utc>, f64)>,
+    /// (resolution time, restore time in minutes).
+    restores: Vec<(DateTime<Utc>, f64)>,
 }
 
-/// For every change with a known commit: its first successful production deployment's time
-/// and the lead time in minutes (never negative).
-pub fn change_lead_times(
-    facts: &DoraFacts,
-    production: &[String],
-) -> Vec<(String, DateTime<Utc>, f64)> {
-    let successes: Vec<(&String, DateTime<Utc>)> = finished_in(
-        facts,
-        production,
-        DateTime::<Utc>::MIN_UTC,
-        DateTime::<Utc>::MAX_UTC,
-    )
-    .filter(|(_, _, status)| *status == DeploymentStatus::Success)
-    .map(|(id, at, _)| (id, at))
-    .collect();
-    facts
-        .changes
-        .iter()
-        .filter_map(|(change_id, change)| {
-            let first = successes
+fn minutes_between(from: DateTime<Utc>, to: DateTime<Utc>) -> f64 {
+    (to - from).num_microseconds().unwrap_or(0).max(0) as f64 / 60_000_000.0
+}
+
+impl Prepared {
+    /// Reduces the facts for the `production` environments.
+    pub fn new(facts: &DoraFacts, production: &[String]) -> Self {
+        let named: std::collections::HashSet<&str> = facts
+            .incidents
+            .values()
+            .flat_map(IncidentFacts::causes)
+            .collect();
+        let mut first_success: std::collections::HashMap<&str, DateTime<Utc>> =
+            std::collections::HashMap::new();
+        let mut deployments = Vec::new();
+        for (id, d) in &facts.deployments {
+            let Some((at, status)) = d.outcome() else {
+                continue;
+            };
+            let prod = d
+                .environment()
+                .is_some_and(|e| production.iter().any(|p| p == e));
+            if !prod || status == DeploymentStatus::Cancelled {
+                continue;
+            }
+            deployments.push((at, status, named.contains(id.as_str())));
+            if status == DeploymentStatus::Success {
+                for change in d.change_ids() {
+                    let first = first_success.entry(change.as_str()).or_insert(at);
+                    *first = (*first).min(at);
+                }
+            }
+        }
+        let leads = facts
+            .changes
+            .iter()
+            .filter_map(|(id, change)| {
+                let first = *first_success.get(id.as_str())?;
+                Some((first, minutes_between(change.committed_at, first)))
+            })
+            .collect();
+        let restores = facts
+            .incidents
+            .values()
+            .filter_map(IncidentFacts::restore)
+            .collect();
+        Prepared {
+            deployments,
+            leads,
+            restores,
+        }
+    }
+
+    /// The window `[from, to)`.
+    pub fn window(&self, from: DateTime<Utc>, to: DateTime<Utc>) -> Window {
+        let within = |at: &DateTime<Utc>| *at >= from && *at < to;
+        let finished: Vec<_> = self
+            .deployments
+            .iter()
+            .filter(|(at, _, _)| within(at))
+            .collect();
+        Window {
+            successes: finished
                 .iter()
-                .filter(|(id, _)| facts.deployments[*id].contains_change(change_id))
-                .map(|(_, at)| *at)
-                .min()?;
-            let micros = (first - change.committed_at)
-                .num_microseconds()
-                .unwrap_or(0)
-                .max(0);
-            Some((change_id.clone(), first, micros as f64 / 60_000_000.0))
-        })
-        .collect()
+                .filter(|(_, status, _)| *status == DeploymentStatus::Success)
+                .count() as i64,
+            lead_minutes: self
+                .leads
+                .iter()
+                .filter(|(at, _)| within(at))
+                .map(|(_, minutes)| *minutes)
+                .collect(),
+            finished: finished.len() as i64,
+            failures: finished
+                .iter()
+                .filter(|(_, status, named)| *status == DeploymentStatus::Failure || *named)
+                .count() as i64,
+            restore_minutes: self
+                .restores
+                .iter()
+                .filter(|(at, _)| within(at))
+                .map(|(_, minutes)| *minutes)
+                .collect(),
+        }
+    }
 }
 
 /// What one window `[from, to)` holds: the raw inputs of the four keys.
@@ -343,44 +391,14 @@ pub struct Window {
 }
 
 impl Window {
-    /// Gathers a window's inputs from the facts.
+    /// Gathers a window's inputs from the facts (one window; a series uses [`Prepared`]).
     pub fn of(
         facts: &DoraFacts,
         production: &[String],
         from: DateTime<Utc>,
         to: DateTime<Utc>,
     ) -> Self {
-        let finished: Vec<_> = finished_in(facts, production, from, to).collect();
-        let failures = finished
-            .iter()
-            .filter(|(id, _, status)| {
-                *status == DeploymentStatus::Failure
-                    || facts
-                        .incidents
-                        .values()
-                        .any(|i| i.causes().any(|cause| cause == id.as_str()))
-            })
-            .count() as i64;
-        Window {
-            successes: finished
-                .iter()
-                .filter(|(_, _, s)| *s == DeploymentStatus::Success)
-                .count() as i64,
-            lead_minutes: change_lead_times(facts, production)
-                .into_iter()
-                .filter(|(_, at, _)| *at >= from && *at < to)
-                .map(|(_, _, minutes)| minutes)
-                .collect(),
-            finished: finished.len() as i64,
-            failures,
-            restore_minutes: facts
-                .incidents
-                .values()
-                .filter_map(IncidentFacts::restore)
-                .filter(|(at, _)| *at >= from && *at < to)
-                .map(|(_, minutes)| minutes)
-                .collect(),
-        }
+        Prepared::new(facts, production).window(from, to)
     }
 
     /// The change failure rate (unrounded); `None` without finished deployments.
@@ -441,13 +459,12 @@ pub const TREND_METRICS: [&str; 4] = [
 /// deployments; p50 lead time or time to restore in minutes; the change failure rate) and
 /// its sample size. `None` for a metric that is not one of [`TREND_METRICS`].
 pub fn trend_value(
-    facts: &DoraFacts,
-    production: &[String],
+    prepared: &Prepared,
     metric: &str,
     from: DateTime<Utc>,
     to: DateTime<Utc>,
 ) -> Option<(Option<f64>, i64)> {
-    super::dora_breakdown::value_of(metric, &Window::of(facts, production, from, to))
+    super::dora_breakdown::value_of(metric, &prepared.window(from, to))
 }
 
 /// The performance bands of docs/DORA.md. Each band includes its better bound.

@@ -75,11 +75,7 @@ pub(super) async fn write_dora(
         let changes: Vec<Value> = deployments
             .iter()
             .map(|(_, d)| {
-                let all: std::collections::BTreeSet<&String> = [&d.started, &d.finished]
-                    .into_iter()
-                    .flatten()
-                    .flat_map(|e| &e.change_ids)
-                    .collect();
+                let all: std::collections::BTreeSet<&String> = d.change_ids().collect();
                 Value::from_iter(all.into_iter().cloned())
             })
             .collect();

@@ -225,12 +225,12 @@ pub async fn get_trends(
             .bucket(end - Duration::microseconds(1))
             .min(grain.bucket(now));
         let facts = flowmeter_shared::db::dora::load_facts(&client, request.project_id).await?;
-        let production = &state.settings.production_environments;
+        let prepared = dora::Prepared::new(&facts, &state.settings.production_environments);
         series::buckets(grain, from, last)
             .into_iter()
             .filter_map(|bucket| {
                 let to = grain.next(bucket).min(now);
-                let (value, samples) = dora::trend_value(&facts, production, metric, bucket, to)?;
+                let (value, samples) = dora::trend_value(&prepared, metric, bucket, to)?;
                 Some(point(bucket, value, samples, &Value::Null, json!({})))
             })
             .collect()
