@@ -341,3 +341,32 @@ pub fn disabled_features(env: &Env) -> Result<Vec<Feature>, ConfigError> {
         })
         .collect()
 }
+
+/// The environments whose deployments count as production in the DORA metrics
+/// (`FLOWMETER_PRODUCTION_ENVIRONMENTS`, comma-separated, default `production,prod`).
+pub fn production_environments(env: &Env) -> Result<Vec<String>, ConfigError> {
+    let Some(raw) = env.raw("FLOWMETER_PRODUCTION_ENVIRONMENTS") else {
+        return Ok(crate::metrics::dora::DEFAULT_PRODUCTION_ENVIRONMENTS
+            .map(str::to_owned)
+            .to_vec());
+    };
+    let names: Vec<String> = raw
+        .split(',')
+        .map(|name| name.trim().to_owned())
+        .filter(|name| !name.is_empty())
+        .collect();
+    if names
+        .iter()
+        .any(|name| name.len() > crate::events::MAX_ID_LEN)
+    {
+        return Err(ConfigError::Invalid {
+            name: "FLOWMETER_PRODUCTION_ENVIRONMENTS",
+            value: raw.to_owned(),
+            message: format!(
+                "each name must be at most {} characters",
+                crate::events::MAX_ID_LEN
+            ),
+        });
+    }
+    Ok(names)
+}

@@ -154,6 +154,35 @@ impl TestApp {
         body
     }
 
+    /// How many events of a project the log holds.
+    pub async fn stored_events(&self, project: Uuid) -> i64 {
+        self.db
+            .client()
+            .await
+            .query_one(
+                "SELECT count(*) FROM event_log WHERE project_id = $1",
+                &[&project],
+            )
+            .await
+            .expect("count the project's events")
+            .get(0)
+    }
+
+    /// The `payload` (the `metrics` object) of a project's latest summary snapshot.
+    pub async fn latest_summary_payload(&self, project: Uuid) -> Value {
+        self.db
+            .client()
+            .await
+            .query_one(
+                "SELECT payload FROM metrics_summary WHERE project_id = $1
+                  ORDER BY captured_at DESC LIMIT 1",
+                &[&project],
+            )
+            .await
+            .expect("a summary snapshot")
+            .get(0)
+    }
+
     /// Appends events directly through ingest validation and the shared append (for tests
     /// whose API refuses ingest: auth on, or ingest switched off).
     pub async fn seed(&self, events: &[Value]) {

@@ -175,6 +175,30 @@ pub async fn dump_read_model(client: &tokio_postgres::Client, project: Uuid) -> 
         let text: String = client.query_one(&sql, &[&project]).await.unwrap().get(0);
         dump.insert(table.to_owned(), serde_json::from_str(&text).unwrap());
     }
+    // The DORA facts keep each event's seq (canonical order's tie-break), which two
+    // projects given the same events in another order number differently.
+    let dora = [
+        ("metrics_change", "change_id", "t.facts - 'seq'"),
+        (
+            "metrics_deployment",
+            "deployment_id",
+            "t.facts #- '{started,seq}' #- '{finished,seq}'",
+        ),
+        (
+            "metrics_incident",
+            "incident_id",
+            "t.facts #- '{opened,seq}' #- '{resolved,seq}'",
+        ),
+    ];
+    for (table, order, facts) in dora {
+        let sql = format!(
+            "SELECT coalesce(jsonb_agg(to_jsonb(t) - 'last_seq' || jsonb_build_object('facts', {facts})
+                     ORDER BY {order}), '[]'::jsonb)::text
+               FROM {table} t WHERE project_id = $1"
+        );
+        let text: String = client.query_one(&sql, &[&project]).await.unwrap().get(0);
+        dump.insert(table.to_owned(), serde_json::from_str(&text).unwrap());
+    }
     Value::Object(dump)
 }
 

@@ -28,6 +28,27 @@ enum Command {
     /// Manage API keys.
     #[command(subcommand)]
     Keys(KeysCommand),
+    /// Configure integrations with other systems.
+    #[command(subcommand)]
+    Integrations(IntegrationsCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum IntegrationsCommand {
+    /// GitHub webhooks (docs/GITHUB.md).
+    #[command(subcommand)]
+    Github(GithubCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum GithubCommand {
+    /// Read a project's webhook secret from standard input and store it encrypted with
+    /// FLOWMETER_SECRET_KEY.
+    SetSecret {
+        /// The project the webhook delivers to.
+        #[arg(long)]
+        project: Uuid,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -71,6 +92,9 @@ impl Cli {
                     migrate(&settings.database, settings.migrations_dir.as_deref()).await?;
                 println!("{}", serde_json::to_string_pretty(&report)?);
             }
+            Command::Integrations(IntegrationsCommand::Github(GithubCommand::SetSecret {
+                project,
+            })) => set_github_secret(&settings, project).await?,
             Command::Keys(keys) => {
                 migrate(&settings.database, settings.migrations_dir.as_deref()).await?;
                 let pool = db::create_pool(&settings.database, "flowmeter-api-cli")?;
@@ -114,6 +138,37 @@ impl Cli {
         }
         Ok(())
     }
+}
+
+/// `integrations github set-secret`: the secret is the first line of standard input.
+async fn set_github_secret(settings: &ApiSettings, project: Uuid) -> anyhow::Result<()> {
+    let Some(key) = &settings.secret_key else {
+        anyhow::bail!(
+            "FLOWMETER_SECRET_KEY is not set: webhook secrets are stored encrypted with it \
+             (32 random bytes in base64, e.g. `openssl rand -base64 32`)"
+        );
+    };
+    let mut line = String::new();
+    std::io::stdin().read_line(&mut line)?;
+    let secret = line.trim_end_matches(['\r', '\n']);
+    if secret.is_empty() {
+        anyhow::bail!("no secret on standard input");
+    }
+    migrate(&settings.database, settings.migrations_dir.as_deref()).await?;
+    let pool = db::create_pool(&settings.database, "flowmeter-api-cli")?;
+    let client = pool.get().await?;
+    let sealed = key.seal(project, secret.as_bytes());
+    db::integrations::store_github_secret(&client, project, &sealed.nonce, &sealed.ciphertext)
+        .await?;
+    println!(
+        "{}",
+        serde_json::to_string_pretty(&json!({
+            "project_id": project,
+            "github_secret": "stored",
+            "webhook_url": format!("/v1/integrations/github?project_id={project}"),
+        }))?
+    );
+    Ok(())
 }
 
 /// Reads settings from the process environment.

@@ -3,11 +3,13 @@
 //! payload schema, joined by `oneOf` with `event_type` as the discriminator. The validator
 //! reads the same table, so the document and ingest cannot disagree.
 
-use flowmeter_shared::events::catalogue::{EventSpec, FieldKind, PayloadField, CATALOGUE};
+use flowmeter_shared::events::catalogue::{
+    EventSpec, FieldKind, PayloadField, CATALOGUE, MAX_LIST_LEN,
+};
 use flowmeter_shared::events::{EventType, MAX_ID_LEN};
 use utoipa::openapi::schema::{
-    AdditionalProperties, Discriminator, KnownFormat, ObjectBuilder, OneOfBuilder, Schema,
-    SchemaFormat, SchemaType, Type,
+    AdditionalProperties, ArrayBuilder, Discriminator, KnownFormat, ObjectBuilder, OneOfBuilder,
+    Schema, SchemaFormat, SchemaType, Type,
 };
 use utoipa::openapi::{Ref, RefOr};
 
@@ -170,7 +172,21 @@ fn payload_schema(spec: &EventSpec) -> RefOr<Schema> {
         .into()
 }
 
-fn field_schema(field: &PayloadField) -> ObjectBuilder {
+/// An id list: an array of ids, `null` accepted when optional.
+fn id_list_schema(field: &PayloadField) -> RefOr<Schema> {
+    let array = ArrayBuilder::new()
+        .items(string(Some(MAX_ID_LEN), "An id."))
+        .max_items(Some(MAX_LIST_LEN))
+        .description(Some(field.description));
+    let json_type = if field.required {
+        SchemaType::new(Type::Array)
+    } else {
+        SchemaType::from_iter([Type::Array, Type::Null])
+    };
+    array.schema_type(json_type).into()
+}
+
+fn field_schema(field: &PayloadField) -> RefOr<Schema> {
     let schema = match field.kind {
         FieldKind::Id => string(Some(MAX_ID_LEN), field.description),
         FieldKind::Text => string(None, field.description),
@@ -189,10 +205,11 @@ fn field_schema(field: &PayloadField) -> ObjectBuilder {
             .minimum(Some(min))
             .maximum(Some(max)),
         FieldKind::Bool => ObjectBuilder::new().schema_type(Type::Boolean),
+        FieldKind::IdList => return id_list_schema(field),
     }
     .description(Some(field.description));
     if field.required {
-        return schema;
+        return schema.into();
     }
     // `null` counts as absent.
     let json_type = match field.kind {
@@ -201,5 +218,7 @@ fn field_schema(field: &PayloadField) -> ObjectBuilder {
         FieldKind::Bool => Type::Boolean,
         _ => Type::String,
     };
-    schema.schema_type(SchemaType::from_iter([json_type, Type::Null]))
+    schema
+        .schema_type(SchemaType::from_iter([json_type, Type::Null]))
+        .into()
 }

@@ -7,6 +7,7 @@ pub mod deadline;
 pub mod error;
 pub mod event_schemas;
 pub mod failed_auth;
+pub mod integrations;
 pub mod observability;
 pub mod openapi;
 pub mod rate_limit;

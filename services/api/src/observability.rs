@@ -40,6 +40,15 @@ pub struct IngestLabels {
     pub result: &'static str,
 }
 
+/// Outcomes of GitHub webhook deliveries.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct GithubDeliveryLabels {
+    /// `stored` (events appended, or all of them already stored: a redelivery), `ignored`
+    /// (an event kind or action that maps to nothing) or `unauthorized` (bad or missing
+    /// signature).
+    pub result: &'static str,
+}
+
 /// Metrics of the API process.
 #[derive(Debug)]
 pub struct ApiMetrics {
@@ -53,6 +62,8 @@ pub struct ApiMetrics {
     pub pool_connections: Family<PoolLabels, Gauge>,
     /// `flowmeter_ingest_events_total{result}`.
     pub ingest_events: Family<IngestLabels, Counter>,
+    /// `flowmeter_github_deliveries_total{result}`.
+    pub github_deliveries: Family<GithubDeliveryLabels, Counter>,
 }
 
 fn latency_histogram() -> Histogram {
@@ -70,6 +81,7 @@ impl ApiMetrics {
             in_flight: Gauge::default(),
             pool_connections: Family::default(),
             ingest_events: Family::default(),
+            github_deliveries: Family::default(),
         };
         registry.register(
             "flowmeter_http_requests",
@@ -96,6 +108,17 @@ impl ApiMetrics {
             "Events received by POST /v1/events, by result",
             metrics.ingest_events.clone(),
         );
+        registry.register(
+            "flowmeter_github_deliveries",
+            "GitHub webhook deliveries received by POST /v1/integrations/github, by result",
+            metrics.github_deliveries.clone(),
+        );
+        for result in ["stored", "ignored", "unauthorized"] {
+            metrics
+                .github_deliveries
+                .get_or_create(&GithubDeliveryLabels { result })
+                .inc_by(0);
+        }
         // Expose every outcome from the start, so rates and alerts see zeros, not gaps.
         for result in ["accepted", "duplicate", "rejected"] {
             metrics

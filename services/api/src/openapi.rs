@@ -11,9 +11,7 @@
 use std::sync::LazyLock;
 
 use actix_web::{web, HttpResponse};
-use flowmeter_shared::read_model::{
-    BREAKDOWN_DIMENSIONS, DRILLDOWN_METRICS, TREND_DIMENSIONS, TREND_METRICS,
-};
+use flowmeter_shared::read_model::{DRILLDOWN_METRICS, TREND_DIMENSIONS, TREND_METRICS};
 use utoipa::openapi::path::Operation;
 use utoipa::openapi::response::ResponseBuilder;
 use utoipa::openapi::schema::{ObjectBuilder, Schema, Type};
@@ -44,6 +42,7 @@ carries `\"version\": \"1.0\"`; errors use one envelope (`ErrorBody`). Metrics r
         routes::health::get_health_all,
         routes::prometheus::get_metrics,
         routes::events::post_events,
+        routes::integrations::post_github_delivery,
         routes::metrics::summary::get_summary,
         routes::metrics::trends::get_trends,
         routes::metrics::breakdown::get_breakdown,
@@ -78,6 +77,7 @@ carries `\"version\": \"1.0\"`; errors use one envelope (`ErrorBody`). Metrics r
     tags(
         (name = "metrics", description = "The read model for dashboards (key with the viewer role)."),
         (name = "ingest", description = "Appending events (key with the ingest role)."),
+        (name = "integrations", description = "Webhooks of other systems, authenticated by their own signatures (no key): GitHub (docs/GITHUB.md)."),
         (name = "operations", description = "Health, Prometheus metrics and this document (no key)."),
         (name = "projects", description = "The projects a key may read (key with the viewer role)."),
         (name = "dashboard", description = "The built-in web dashboard at `/` and what it asks before its first request."),
@@ -139,8 +139,8 @@ closed_list!(
 closed_list!(
     /// `dimension` of `/v1/metrics/breakdown`.
     BreakdownDimension,
-    BREAKDOWN_DIMENSIONS,
-    "The dimension a breakdown groups by."
+    breakdown::DIMENSIONS,
+    "The dimension a breakdown groups by: phase, milestone, assignee, task_class or state for the task metrics; environment or service for the DORA metrics."
 );
 closed_list!(
     /// `time_range` of `/v1/metrics/breakdown`.

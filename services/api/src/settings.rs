@@ -26,6 +26,11 @@ pub struct ApiSettings {
     pub event_time_bounds: flowmeter_shared::events::TimeBounds,
     /// An admin key registered at start-up (`FLOWMETER_API_KEY`).
     pub bootstrap_api_key: Option<String>,
+    /// Environments counted as production in the DORA trends
+    /// (`FLOWMETER_PRODUCTION_ENVIRONMENTS`, the worker's list for the summary).
+    pub production_environments: Vec<String>,
+    /// The key that encrypts webhook secrets (`FLOWMETER_SECRET_KEY`, 32 bytes in base64).
+    pub secret_key: Option<crate::integrations::secrets::SecretKey>,
     /// Every request acts as admin (`FLOWMETER_AUTH_DISABLED`); tests and demos only.
     pub auth_disabled: bool,
     /// Allows `auth_disabled` on a non-loopback address (`FLOWMETER_ALLOW_INSECURE`).
@@ -139,6 +144,19 @@ impl ApiSettings {
                 1024 * 1024 * 1024,
             )? as usize,
             bootstrap_api_key,
+            production_environments: config::production_environments(env)?,
+            secret_key: env
+                .raw("FLOWMETER_SECRET_KEY")
+                .map(|text| {
+                    crate::integrations::secrets::SecretKey::parse(text).map_err(|message| {
+                        ConfigError::Invalid {
+                            name: "FLOWMETER_SECRET_KEY",
+                            value: "<hidden>".into(),
+                            message,
+                        }
+                    })
+                })
+                .transpose()?,
             auth_disabled: env.flag("FLOWMETER_AUTH_DISABLED")?,
             allow_insecure: env.flag("FLOWMETER_ALLOW_INSECURE")?,
             migrations_dir: config::optional_path(env, "FLOWMETER_MIGRATIONS_DIR"),

@@ -87,6 +87,7 @@ pub fn configure_routes(cfg: &mut web::ServiceConfig) {
     cfg.service(
         web::scope("/v1")
             .configure(routes::events::configure)
+            .configure(routes::integrations::configure)
             .configure(routes::metrics::configure)
             .configure(routes::projects::configure)
             .service(resource("/session").route(web::get().to(routes::session::get_session)))

@@ -103,7 +103,7 @@ pub fn set_actions(payload: &mut Value, actions: Value) {
 
 /// Business gauges and where each reads from in the summary, with how the projects beyond
 /// the top N combine under `project="other"`.
-const BUSINESS_GAUGES: [(&str, &str, Combine); 8] = [
+const BUSINESS_GAUGES: [(&str, &str, Combine); 11] = [
     ("dpi", "DPI", Combine::Mean),
     ("fes", "FES", Combine::Mean),
     ("irs", "IRS", Combine::Mean),
@@ -116,6 +116,17 @@ const BUSINESS_GAUGES: [(&str, &str, Combine); 8] = [
         Combine::Sum,
     ),
     ("wip", "operational.wip.total_count", Combine::Sum),
+    (
+        "deployments_per_day",
+        "dora.deployment_frequency.per_day",
+        Combine::Mean,
+    ),
+    ("change_failure_rate", "change_failure_rate", Combine::Mean),
+    (
+        "time_to_restore_hours",
+        "time_to_restore_hours",
+        Combine::Mean,
+    ),
 ];
 
 #[derive(Debug, Clone, Copy)]

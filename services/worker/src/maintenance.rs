@@ -21,7 +21,7 @@ use crate::store::stored_dpi;
 const REPLAY_CHUNK: i64 = 10_000;
 
 /// Tables a rebuild clears before replaying.
-const PROJECTION_TABLES: [&str; 11] = [
+const PROJECTION_TABLES: [&str; 14] = [
     "metrics_task",
     "metrics_gate",
     "metrics_integration_attempt",
@@ -33,6 +33,9 @@ const PROJECTION_TABLES: [&str; 11] = [
     "metrics_breakdown_point",
     "metrics_drilldown",
     "metrics_event_quarantine",
+    "metrics_change",
+    "metrics_deployment",
+    "metrics_incident",
 ];
 
 /// Result of a rebuild.

@@ -143,6 +143,10 @@ pub struct WorkerSettings {
     /// Projects with their own `flowmeter_project_metric` labels
     /// (`FLOWMETER_METRICS_MAX_PROJECTS`); the rest share `project="other"`.
     pub metrics_max_projects: usize,
+    /// Environments counted as production in the DORA keys
+    /// (`FLOWMETER_PRODUCTION_ENVIRONMENTS`), checked here at start-up; the fold reads the
+    /// same variable through `fold::dora::production`.
+    pub production_environments: Vec<String>,
 }
 
 impl WorkerSettings {
@@ -308,6 +312,7 @@ impl WorkerSettings {
                 1,
                 10_000,
             )? as usize,
+            production_environments: config::production_environments(env)?,
         })
     }
 }
@@ -394,7 +399,7 @@ mod tests {
                 .to_string();
         assert!(err.contains("cannot read"), "{err}");
         let defaults = WorkerSettings::from_env(&base()).unwrap();
-        assert_eq!(defaults.alert_rules.thresholds.len(), 6);
+        assert_eq!(defaults.alert_rules.thresholds.len(), 8);
     }
 
     #[test]

@@ -16,7 +16,7 @@ pub const DEFAULT_RULES: &str = include_str!("../../../alerts/thresholds.toml");
 
 /// Short metric names of SPEC §5 and the summary path each maps onto, with a divisor that
 /// converts the stored unit into the rule's unit (`lead_time_p90` is in hours).
-const SHORT_NAMES: [(&str, &str, f64); 6] = [
+const SHORT_NAMES: [(&str, &str, f64); 8] = [
     ("DPI", "north_star.delivery_predictability_index.value", 1.0),
     ("FES", "north_star.flow_efficiency_score.value", 1.0),
     ("IRS", "north_star.integration_reliability_score.value", 1.0),
@@ -26,6 +26,12 @@ const SHORT_NAMES: [(&str, &str, f64); 6] = [
         "ini_backlog",
         "operational.backlog.implemented_not_integrated",
         1.0,
+    ),
+    ("change_failure_rate", "dora.change_failure_rate.rate", 1.0),
+    (
+        "time_to_restore_hours",
+        "dora.time_to_restore.p50_minutes",
+        60.0,
     ),
 ];
 

@@ -5,7 +5,7 @@ fn rule_file(body: &str) -> Result<AlertRules, RulesError> {
 }
 
 #[test]
-fn the_bundled_defaults_are_the_six_rules_of_the_specification() {
+fn the_bundled_defaults_are_the_rules_of_the_specification() {
     let rules = AlertRules::defaults();
     let table: Vec<(&str, Direction, Vec<f64>)> = rules
         .thresholds
@@ -27,6 +27,17 @@ fn the_bundled_defaults_are_the_six_rules_of_the_specification() {
             ("lead_time_p90", Direction::Above, vec![240.0, 336.0, 504.0]),
             ("blocked_ratio", Direction::Above, vec![0.15, 0.25, 0.40]),
             ("ini_backlog", Direction::Above, vec![10.0, 20.0, 40.0]),
+            // SPEC §19: the DORA keys' defaults, at the edges of the DORA bands.
+            (
+                "change_failure_rate",
+                Direction::Above,
+                vec![0.15, 0.30, 0.45]
+            ),
+            (
+                "time_to_restore_hours",
+                Direction::Above,
+                vec![24.0, 168.0, 720.0]
+            ),
         ]
     );
     for rule in &rules.thresholds {

@@ -5,7 +5,9 @@
 pub mod alerts;
 pub mod api_keys;
 pub mod checkpoints;
+pub mod dora;
 pub mod events;
+pub mod integrations;
 pub mod migrations;
 pub mod read_model;
 pub mod read_path;

@@ -3,7 +3,9 @@
 //! compares docs/EVENTS.md with it, so the three cannot disagree.
 
 use super::MAX_ID_LEN;
-use super::{EventType, ATTEMPT_RESULTS, GATE_OUTCOMES, PROJECT_STATUSES, TASK_STATES};
+use super::{
+    EventType, ATTEMPT_RESULTS, DEPLOYMENT_STATUSES, GATE_OUTCOMES, PROJECT_STATUSES, TASK_STATES,
+};
 
 /// The JSON type of a payload field and what values it accepts.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -32,7 +34,12 @@ pub enum FieldKind {
     },
     /// `true` or `false`.
     Bool,
+    /// An array of at most [`MAX_LIST_LEN`] ids (each as [`FieldKind::Id`]).
+    IdList,
 }
+
+/// The most items an id list (`change_ids`, `task_ids`) may hold.
+pub const MAX_LIST_LEN: usize = 1000;
 
 impl FieldKind {
     /// The JSON type as docs/EVENTS.md names it.
@@ -42,6 +49,7 @@ impl FieldKind {
             Self::Integer { .. } => "integer",
             Self::Number { .. } => "number",
             Self::Bool => "boolean",
+            Self::IdList => "array",
         }
     }
 
@@ -59,6 +67,7 @@ impl FieldKind {
             Self::Integer { min, max } => format!("{min} to {max}"),
             Self::Number { min, max } => format!("{min} to {max}"),
             Self::Bool => "`true`, `false`".to_owned(),
+            Self::IdList => format!("up to {MAX_LIST_LEN} strings of 1–{MAX_ID_LEN} characters"),
         }
     }
 }
@@ -130,8 +139,46 @@ const TASK_ATTRIBUTES: [PayloadField; 5] = [
     optional("assignee", FieldKind::Id, "Who works on the task."),
 ];
 
+const DEPLOYMENT_FIELDS: [PayloadField; 5] = [
+    required(
+        "environment",
+        FieldKind::Id,
+        "Where it deploys to (`production`, `staging` …); see FLOWMETER_PRODUCTION_ENVIRONMENTS.",
+    ),
+    optional(
+        "service",
+        FieldKind::Id,
+        "The service deployed, a breakdown dimension.",
+    ),
+    optional("version", FieldKind::Id, "The version deployed."),
+    optional(
+        "change_ids",
+        FieldKind::IdList,
+        "The changes (change_committed entity ids) the deployment contains.",
+    ),
+    optional(
+        "task_ids",
+        FieldKind::IdList,
+        "The tasks the deployment delivers.",
+    ),
+];
+
+const INCIDENT_FIELDS: [PayloadField; 3] = [
+    optional(
+        "severity",
+        FieldKind::Id,
+        "The incident's severity, in the producer's terms.",
+    ),
+    optional("service", FieldKind::Id, "The service affected."),
+    optional(
+        "caused_by_deployment_id",
+        FieldKind::Id,
+        "The deployment (its entity id) that caused it; counts in the change failure rate.",
+    ),
+];
+
 /// Every event type's payload fields, in catalogue order (one entry per [`EventType`]).
-pub static CATALOGUE: [EventSpec; 10] = [
+pub static CATALOGUE: [EventSpec; 15] = [
     EventSpec {
         event_type: EventType::ProjectUpserted,
         description: "A project was created or renamed; its name is the project's display name.",
@@ -280,6 +327,46 @@ pub static CATALOGUE: [EventSpec; 10] = [
             ),
             optional("attempt_number", COUNT, "As in integration_attempt_started."),
         ],
+    },
+    EventSpec {
+        event_type: EventType::ChangeCommitted,
+        description: "A change (a commit) was made; the change is the event's entity and `occurred_at` is its commit time.",
+        fields: &[
+            optional("task_id", FieldKind::Id, "The task the change belongs to."),
+            optional("author", FieldKind::Id, "Who made the change."),
+            optional("service", FieldKind::Id, "The service the change is for."),
+        ],
+    },
+    EventSpec {
+        event_type: EventType::DeploymentStarted,
+        description: "A deployment started; the deployment is the event's entity.",
+        fields: &DEPLOYMENT_FIELDS,
+    },
+    EventSpec {
+        event_type: EventType::DeploymentFinished,
+        description: "A deployment ended; its time is the deployment's time in the DORA metrics.",
+        fields: &[
+            DEPLOYMENT_FIELDS[0],
+            required(
+                "status",
+                FieldKind::Enum(&DEPLOYMENT_STATUSES),
+                "How it ended.",
+            ),
+            DEPLOYMENT_FIELDS[1],
+            DEPLOYMENT_FIELDS[2],
+            DEPLOYMENT_FIELDS[3],
+            DEPLOYMENT_FIELDS[4],
+        ],
+    },
+    EventSpec {
+        event_type: EventType::IncidentOpened,
+        description: "An incident (a failure in service) began; the incident is the event's entity.",
+        fields: &INCIDENT_FIELDS,
+    },
+    EventSpec {
+        event_type: EventType::IncidentResolved,
+        description: "An incident was resolved (service restored); it matches its opening by the incident's entity_id.",
+        fields: &INCIDENT_FIELDS,
     },
 ];
 

@@ -9,6 +9,7 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 use uuid::Uuid;
 
+use crate::metrics::dora::DeploymentStatus;
 use crate::metrics::{AttemptResult, GateOutcome, TaskState};
 
 pub use bounds::{TimeBounds, DEFAULT_EARLIEST_EVENT_TIME, DEFAULT_MAX_FUTURE_SECONDS};
@@ -42,6 +43,17 @@ pub const ATTEMPT_RESULTS: [&str; 4] = {
     let mut i = 0;
     while i < names.len() {
         names[i] = AttemptResult::ALL[i].as_str();
+        i += 1;
+    }
+    names
+};
+
+/// Statuses of `deployment_finished` (the names of [`DeploymentStatus`]).
+pub const DEPLOYMENT_STATUSES: [&str; 3] = {
+    let mut names = [""; 3];
+    let mut i = 0;
+    while i < names.len() {
+        names[i] = DeploymentStatus::ALL[i].as_str();
         i += 1;
     }
     names
@@ -91,6 +103,9 @@ closed_enum! {
         Task => "task",
         Gate => "gate",
         IntegrationAttempt => "integration_attempt",
+        Change => "change",
+        Deployment => "deployment",
+        Incident => "incident",
     }
 }
 
@@ -107,6 +122,11 @@ closed_enum! {
         GateDecisionRecorded => "gate_decision_recorded",
         IntegrationAttemptStarted => "integration_attempt_started",
         IntegrationAttemptFinished => "integration_attempt_finished",
+        ChangeCommitted => "change_committed",
+        DeploymentStarted => "deployment_started",
+        DeploymentFinished => "deployment_finished",
+        IncidentOpened => "incident_opened",
+        IncidentResolved => "incident_resolved",
     }
 }
 
@@ -122,6 +142,9 @@ impl EventType {
             Self::IntegrationAttemptStarted | Self::IntegrationAttemptFinished => {
                 EntityType::IntegrationAttempt
             }
+            Self::ChangeCommitted => EntityType::Change,
+            Self::DeploymentStarted | Self::DeploymentFinished => EntityType::Deployment,
+            Self::IncidentOpened | Self::IncidentResolved => EntityType::Incident,
         }
     }
 }

@@ -407,7 +407,46 @@ impl Checker<'_> {
             FieldKind::Integer { min, max } => self.optional_integer(name, min, max),
             FieldKind::Number { min, max } => self.optional_number(name, min, max),
             FieldKind::Bool => self.optional_bool(name),
+            FieldKind::IdList => self.optional_id_list(name),
         }
+    }
+
+    /// An array of ids: each item as a string field, the array at most `MAX_LIST_LEN` long.
+    fn optional_id_list(&self, field: &str) -> Result<(), FieldError> {
+        let Some(value) = self.get(field) else {
+            return Ok(());
+        };
+        let items = value.as_array().ok_or_else(|| {
+            self.error(
+                field,
+                "invalid_type",
+                format!("{field} must be an array of strings"),
+            )
+        })?;
+        if items.len() > catalogue::MAX_LIST_LEN {
+            return Err(self.error(
+                field,
+                "too_long",
+                format!(
+                    "{field} must hold at most {} items",
+                    catalogue::MAX_LIST_LEN
+                ),
+            ));
+        }
+        for (i, item) in items.iter().enumerate() {
+            if !item.is_string() {
+                return Err(self.error(
+                    field,
+                    "invalid_type",
+                    format!("{field} must be an array of strings (item {i} is not)"),
+                ));
+            }
+            self.string_value(field, item).map_err(|mut e| {
+                e.message = format!("{} (item {i})", e.message);
+                e
+            })?;
+        }
+        Ok(())
     }
 }
 
@@ -542,6 +581,7 @@ mod tests {
             FieldKind::Integer { min, max } => (json!(max), min.checked_sub(1).map(|n| json!(n))),
             FieldKind::Number { min, max } => (json!((min + max) / 2.0), Some(json!(max + 1.0))),
             FieldKind::Bool => (json!(true), None),
+            FieldKind::IdList => (json!(["c-1", "c-2"]), Some(json!(["c-1", ""]))),
         }
     }
 

@@ -44,6 +44,8 @@ pub fn compute_summary(
             bottleneck_contribution: bottleneck_contribution(facts, now),
             suggested_actions: Vec::new(),
         },
+        // Filled by the snapshot from the project's changes, deployments and incidents.
+        dora: Default::default(),
     }
 }
 

@@ -35,6 +35,14 @@ fn spec_example() -> Value {
         "bottleneck_contribution": [{"stage": "review", "delay_contribution_pct": 45.0}],
         "suggested_actions": [{"action_type": "escalate", "confidence": 0.5, "affected_tasks": ["t7"],
           "rationale": "...", "evidence_refs": ["metric:ini_backlog:12"]}]
+      },
+      // SPEC §19 (docs/DORA.md).
+      "dora": {
+        "deployment_frequency": {"per_day": 0.1, "count_30d": 3, "performance_level": "medium"},
+        "lead_time_for_changes": {"p50_minutes": 1440.0, "p90_minutes": 2448.0, "sample_size": 4,
+                                  "performance_level": "high"},
+        "change_failure_rate": {"rate": 0.6, "failures": 3, "deployments": 5, "performance_level": "low"},
+        "time_to_restore": {"p50_minutes": 975.0, "sample_size": 2, "performance_level": "high"}
       }
     })
 }

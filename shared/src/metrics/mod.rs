@@ -12,6 +12,8 @@
 
 pub mod actions;
 pub mod compute;
+pub mod dora;
+pub mod dora_breakdown;
 pub mod efficiency;
 pub mod factors;
 pub mod facts;

@@ -47,6 +47,9 @@ pub struct SummaryMetrics {
     pub operational: Operational,
     /// Bottlenecks and suggested actions.
     pub actionability: Actionability,
+    /// The four DORA keys (SPEC §19); all null in snapshots taken before they existed.
+    #[serde(default)]
+    pub dora: super::dora::DoraMetrics,
 }
 
 /// `metrics.north_star`.

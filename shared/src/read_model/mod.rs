@@ -37,7 +37,7 @@ pub mod keys {
 }
 
 /// Metric identifiers the trends endpoint accepts.
-pub const TREND_METRICS: [&str; 9] = [
+pub const TREND_METRICS: [&str; 13] = [
     keys::THROUGHPUT,
     keys::ARRIVALS,
     keys::CYCLE_TIME,
@@ -47,6 +47,10 @@ pub const TREND_METRICS: [&str; 9] = [
     keys::DPI,
     keys::FES,
     keys::IRS,
+    crate::metrics::dora::TREND_METRICS[0],
+    crate::metrics::dora::TREND_METRICS[1],
+    crate::metrics::dora::TREND_METRICS[2],
+    crate::metrics::dora::TREND_METRICS[3],
 ];
 
 /// Metrics that have drill-down rows.

@@ -7,19 +7,6 @@ use flowmeter_tests::{TestApp, TestAppOptions};
 use serde_json::{json, Value};
 use uuid::Uuid;
 
-async fn stored_count(app: &TestApp, project: Uuid) -> i64 {
-    app.db
-        .client()
-        .await
-        .query_one(
-            "SELECT count(*) FROM event_log WHERE project_id = $1",
-            &[&project],
-        )
-        .await
-        .unwrap()
-        .get(0)
-}
-
 fn scenario(b: &mut EventBuilder) -> Vec<Value> {
     let at = t("2026-03-02T09:00:00Z");
     vec![
@@ -53,13 +40,13 @@ async fn a_valid_batch_is_stored_with_counts_and_a_resend_is_all_duplicates() {
         body["projects"],
         json!([{"project_id": b.project_id, "accepted": 4, "duplicates": 0, "first_seq": 1, "last_seq": 4}])
     );
-    assert_eq!(stored_count(&app, b.project_id).await, 4);
+    assert_eq!(app.stored_events(b.project_id).await, 4);
 
     let again = app.ingest(&batch).await;
     assert_eq!(again["accepted"], 0);
     assert_eq!(again["duplicates"], 4);
     assert_eq!(again["projects"][0]["first_seq"], Value::Null);
-    assert_eq!(stored_count(&app, b.project_id).await, 4);
+    assert_eq!(app.stored_events(b.project_id).await, 4);
 
     // The project took its name from project_upserted.
     let name: String = app
@@ -111,7 +98,7 @@ async fn the_same_event_id_twice_in_one_batch_is_stored_once() {
         (body["accepted"].as_u64(), body["duplicates"].as_u64()),
         (Some(1), Some(1))
     );
-    assert_eq!(stored_count(&app, b.project_id).await, 1);
+    assert_eq!(app.stored_events(b.project_id).await, 1);
 }
 
 #[tokio::test]
@@ -130,7 +117,7 @@ async fn one_bad_event_stores_nothing_and_reports_its_index_and_field() {
     assert_eq!(errors[0]["code"], "invalid_value");
     assert_eq!(errors[1]["index"], 3);
     assert_eq!(errors[1]["field"], "occurred_at");
-    assert_eq!(stored_count(&app, b.project_id).await, 0);
+    assert_eq!(app.stored_events(b.project_id).await, 0);
 }
 
 #[tokio::test]
@@ -172,7 +159,7 @@ async fn every_invalid_field_of_every_event_is_reported() {
         body["message"],
         "2 of 3 events are invalid; nothing was stored"
     );
-    assert_eq!(stored_count(&app, b.project_id).await, 0);
+    assert_eq!(app.stored_events(b.project_id).await, 0);
 }
 
 /// (event_type, entity_type, a valid payload, an invalid payload, the field it names).
@@ -274,7 +261,7 @@ async fn every_catalogue_event_type_has_a_valid_and_an_invalid_case() {
         );
     }
     assert_eq!(
-        stored_count(&app, b.project_id).await,
+        app.stored_events(b.project_id).await,
         catalogue().len() as i64
     );
 }
@@ -441,7 +428,7 @@ async fn oversized_bodies_and_batches_get_413_and_store_nothing() {
     )
     .await;
     assert_eq!(body["details"]["max_events"], 3);
-    assert_eq!(stored_count(&app, b.project_id).await, 0);
+    assert_eq!(app.stored_events(b.project_id).await, 0);
 }
 
 #[tokio::test]

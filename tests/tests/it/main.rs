@@ -8,6 +8,7 @@ mod alerts;
 mod auth;
 mod dashboard;
 mod docs;
+mod dora;
 mod fold;
 mod http_common;
 mod ingest;

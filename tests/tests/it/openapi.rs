@@ -135,7 +135,10 @@ async fn the_document_is_served_without_a_key_and_is_valid_openapi_3() {
             let secured = operation.get("security").is_some();
             assert_eq!(
                 secured,
-                path.starts_with("/v1/") && path != "/v1/openapi.json",
+                // GitHub deliveries authenticate with their signature, not a key.
+                path.starts_with("/v1/")
+                    && path != "/v1/openapi.json"
+                    && path != "/v1/integrations/github",
                 "{method} {path}: security"
             );
             if secured {
@@ -379,8 +382,11 @@ async fn the_ingest_body_has_one_schema_per_event_type_discriminated_by_event_ty
         }
         let errors = validate(&doc, &input_ref, &example);
         assert!(errors.is_empty(), "{example}: {errors:?}");
+        // Every payload field of the wrong type (an array of a number fits none of them).
         let mut retyped = example.clone();
-        retyped["payload"] = serde_json::json!({"title": 7});
+        for value in retyped["payload"].as_object_mut().unwrap().values_mut() {
+            *value = serde_json::json!([7]);
+        }
         assert!(
             !validate(&doc, &input_ref, &retyped).is_empty(),
             "{retyped} matched"

@@ -224,7 +224,9 @@ pub fn expected_metrics() -> Value {
                 {"stage": "rework", "delay_contribution_pct": 0.61}
             ],
             "suggested_actions": []
-        }
+        },
+        // No changes, deployments or incidents.
+        "dora": crate::dora::scenario::no_dora()
     })
 }
 

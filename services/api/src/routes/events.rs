@@ -145,17 +145,41 @@ pub async fn post_events(
         });
     }
 
+    // parse_batch succeeded, so the body is UTF-8.
+    let texts = payload_texts(std::str::from_utf8(&body).unwrap_or_default(), ndjson);
+    let events = validate_batch(&state, &raw, texts)?;
+    for event in &events {
+        principal.require_project(event.project_id)?;
+    }
+    let projects = append_events(&state, &events).await?;
+    let accepted: u64 = projects.iter().map(|p| p.accepted).sum();
+    let duplicates: u64 = projects.iter().map(|p| p.duplicates).sum();
+    Ok(HttpResponse::Ok().json(IngestResponse {
+        version: flowmeter_shared::API_VERSION,
+        accepted,
+        duplicates,
+        projects,
+    }))
+}
+
+/// Validates a batch against the catalogue and the event-time bounds: every event, or a
+/// 422 listing every invalid field of every invalid event (counted as rejected). `texts`
+/// are the payloads as sent, by event.
+pub(crate) fn validate_batch(
+    state: &AppState,
+    raw: &[Value],
+    texts: Vec<Option<String>>,
+) -> Result<Vec<NewEvent>, ApiError> {
     let mut events: Vec<NewEvent> = Vec::with_capacity(raw.len());
     let mut errors = Vec::new();
     let mut invalid_events = 0;
-    // parse_batch succeeded, so the body is UTF-8.
-    let mut texts =
-        payload_texts(std::str::from_utf8(&body).unwrap_or_default(), ndjson).into_iter();
+    let mut texts = texts.into_iter();
     let now = chrono::Utc::now();
     for (index, value) in raw.iter().enumerate() {
         let text = texts.next().flatten();
         match validate_event(index, value).and_then(|event| {
-            settings
+            state
+                .settings
                 .event_time_bounds
                 .check(index, event.occurred_at, now)
                 .map(|()| event)
@@ -185,14 +209,19 @@ pub async fn post_events(
             details: json!({ "errors": errors }),
         });
     }
-    for event in &events {
-        principal.require_project(event.project_id)?;
-    }
+    Ok(events)
+}
 
-    let projects = crate::deadline::bounded(&state, async {
+/// Appends validated events in one transaction, wakes the workers of the projects that got
+/// new events and counts the accepted and duplicate events.
+pub(crate) async fn append_events(
+    state: &AppState,
+    events: &[NewEvent],
+) -> Result<Vec<ProjectAppend>, ApiError> {
+    let projects = crate::deadline::bounded(state, async {
         let mut client = state.pool.get().await?;
         let tx = client.transaction().await?;
-        let projects = event_repo::append(&tx, &events).await?;
+        let projects = event_repo::append(&tx, events).await?;
         for project in projects.iter().filter(|p| p.accepted > 0) {
             event_repo::notify_appended(&tx, project.project_id).await?;
         }
@@ -200,7 +229,6 @@ pub async fn post_events(
         Ok(projects)
     })
     .await?;
-
     let accepted: u64 = projects.iter().map(|p| p.accepted).sum();
     let duplicates: u64 = projects.iter().map(|p| p.duplicates).sum();
     for (result, count) in [("accepted", accepted), ("duplicate", duplicates)] {
@@ -210,12 +238,7 @@ pub async fn post_events(
             .get_or_create(&IngestLabels { result })
             .inc_by(count);
     }
-    Ok(HttpResponse::Ok().json(IngestResponse {
-        version: flowmeter_shared::API_VERSION,
-        accepted,
-        duplicates,
-        projects,
-    }))
+    Ok(projects)
 }
 
 #[cfg(test)]

@@ -4,6 +4,7 @@ pub mod body;
 pub mod dashboard;
 pub mod events;
 pub mod health;
+pub mod integrations;
 pub mod metrics;
 pub mod projects;
 pub mod prometheus;

@@ -188,7 +188,7 @@ impl Payload<'_> {
 }
 
 #[cfg(feature = "test-hooks")]
-fn forced_poison(event_type: &str) -> bool {
+pub(super) fn forced_poison(event_type: &str) -> bool {
     static TYPES: std::sync::OnceLock<Vec<String>> = std::sync::OnceLock::new();
     TYPES
         .get_or_init(|| {
@@ -204,7 +204,7 @@ fn forced_poison(event_type: &str) -> bool {
 }
 
 #[cfg(not(feature = "test-hooks"))]
-fn forced_poison(_: &str) -> bool {
+pub(super) fn forced_poison(_: &str) -> bool {
     false
 }
 
@@ -295,19 +295,12 @@ impl ProjectState {
     /// Applies one event. A poison event is recorded in `delta.quarantine` and otherwise
     /// ignored; the caller's cursor moves on either way.
     pub fn apply(&mut self, event: &LoggedEvent, delta: &mut Delta, how: Apply) {
+        if let Some(kind) = super::dora::DoraKind::of(&event.event_type) {
+            return self.apply_dora(kind, event, delta, how);
+        }
         let change = match parse(event) {
             Ok(change) => change,
-            Err(error) => {
-                delta.quarantine.insert(
-                    event.seq,
-                    super::model::QuarantinedEvent {
-                        event_id: event.event_id.clone(),
-                        event_type: event.event_type.clone(),
-                        error,
-                    },
-                );
-                return;
-            }
+            Err(error) => return quarantine(event, error, delta),
         };
         let at = event.occurred_at;
         if how.advance {
@@ -525,6 +518,18 @@ impl ProjectState {
             task.state_entered_at = task.state_entered_at.max(at);
         });
     }
+}
+
+/// Records a poison event (the caller's cursor moves on past it).
+pub(super) fn quarantine(event: &LoggedEvent, error: String, delta: &mut Delta) {
+    delta.quarantine.insert(
+        event.seq,
+        super::model::QuarantinedEvent {
+            event_id: event.event_id.clone(),
+            event_type: event.event_type.clone(),
+            error,
+        },
+    );
 }
 
 fn apply_attrs(task: &mut TaskFacts, attrs: &TaskAttrs) {

@@ -11,6 +11,7 @@
 pub mod apply;
 pub mod closes;
 pub mod contrib;
+pub mod dora;
 pub mod drilldown;
 mod entities;
 pub mod model;

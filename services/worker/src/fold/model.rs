@@ -91,6 +91,8 @@ pub struct Delta {
         std::collections::HashMap<String, Option<super::contrib::Contribution>>,
     /// Tasks whose attempts changed: their attempt counts are recounted.
     pub attempt_tasks: BTreeSet<String>,
+    /// Changes, deployments and incidents whose rows must be written.
+    pub dora: BTreeSet<(super::dora::DoraKind, String)>,
 }
 
 impl Delta {
@@ -156,6 +158,8 @@ pub struct ReadModel {
     pub quarantine: BTreeMap<i64, QuarantinedEvent>,
     /// The latest `metrics_summary` row.
     pub summary: Option<SummaryRow>,
+    /// `metrics_change`, `metrics_deployment`, `metrics_incident`.
+    pub dora: flowmeter_shared::metrics::dora::DoraFacts,
 }
 
 impl ReadModel {
@@ -266,6 +270,7 @@ impl ReadModel {
         for (seq, event) in &delta.quarantine {
             self.quarantine.insert(*seq, event.clone());
         }
+        super::dora::copy_rows(&state.dora, &delta.dora, &mut self.dora);
         if let Some(summary) = &delta.summary {
             self.summary = Some(summary.clone());
         }
@@ -380,6 +385,27 @@ impl ReadModel {
             "metrics_event_quarantine",
             &self.quarantine,
             &stored.quarantine,
+            &mut compared,
+            &mut out,
+        );
+        compare(
+            "metrics_change",
+            &self.dora.changes,
+            &stored.dora.changes,
+            &mut compared,
+            &mut out,
+        );
+        compare(
+            "metrics_deployment",
+            &self.dora.deployments,
+            &stored.dora.deployments,
+            &mut compared,
+            &mut out,
+        );
+        compare(
+            "metrics_incident",
+            &self.dora.incidents,
+            &stored.dora.incidents,
             &mut compared,
             &mut out,
         );

@@ -3,6 +3,7 @@
 //! time, and the age drill-downs — all as of one instant, `now`.
 
 use chrono::{DateTime, Duration, Utc};
+use flowmeter_shared::metrics::dora::compute_dora;
 use flowmeter_shared::metrics::{compute_summary, milestone_health};
 
 use super::closes::p50_with_interval;
@@ -79,7 +80,8 @@ impl ProjectState {
             (None, stored) => stored.and_then(|(_, value)| value),
         };
 
-        let summary = compute_summary(&self.facts, now, dpi_7d_ago);
+        let mut summary = compute_summary(&self.facts, now, dpi_7d_ago);
+        summary.dora = compute_dora(&self.dora, now, super::dora::production());
         let health = milestone_health(&self.facts, now, self.project_id, as_of_seq);
 
         // The open bucket of every grain, as of now: the same computation as a close,

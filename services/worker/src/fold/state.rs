@@ -121,6 +121,8 @@ pub struct ProjectState {
     /// Per milestone, what its completion (`milestones::milestone_completion`) is read
     /// from, kept as its tasks change.
     pub milestone_tallies: HashMap<String, MilestoneTally>,
+    /// Changes, deployments and incidents (the DORA keys' facts).
+    pub dora: flowmeter_shared::metrics::dora::DoraFacts,
 }
 
 /// A milestone's tasks as its completion reads them: complete when none is open and one is
@@ -331,6 +333,7 @@ impl ProjectState {
             finished_attempts: FinishedAttempts::default(),
             resolved_blocked: BTreeMap::new(),
             milestone_tallies: HashMap::new(),
+            dora: Default::default(),
         };
         state.stored.tasks = state.facts.tasks.len();
         state.stored.gates = state.facts.gates.len();

@@ -277,6 +277,7 @@ pub async fn load_state(
     };
     let phases = load_phases(client, project_id).await?;
     let mut state = ProjectState::from_parts(project_id, facts, phases, cursors);
+    state.dora = flowmeter_shared::db::dora::load_facts(client, project_id).await?;
     // Tasks written after the latest snapshot still owe their drill-down rows to the next.
     let pending = client
         .query(
@@ -313,7 +314,10 @@ pub async fn load_model(
     client: &impl GenericClient,
     project_id: Uuid,
 ) -> anyhow::Result<ReadModel> {
-    let mut model = ReadModel::default();
+    let mut model = ReadModel {
+        dora: flowmeter_shared::db::dora::load_facts(client, project_id).await?,
+        ..ReadModel::default()
+    };
     let p = &[&project_id as &(dyn tokio_postgres::types::ToSql + Sync)];
     model.tasks = load_tasks(client, project_id)
         .await?

@@ -2,6 +2,7 @@
 //! model from the projections, and writing deltas with bulk statements (UNNEST arrays, one
 //! statement per table). Callers own the transaction.
 
+mod dora;
 mod history;
 mod load;
 mod precompute;

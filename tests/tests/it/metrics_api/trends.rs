@@ -127,7 +127,12 @@ async fn trend_parameters_are_validated_naming_the_field() {
     )
     .await;
     assert_eq!(
+        body["details"]["allowed_values"],
+        serde_json::json!(flowmeter_shared::read_model::TREND_METRICS)
+    );
+    assert_eq!(
         body["details"]["allowed_values"].as_array().unwrap().len(),
-        9
+        13,
+        "nine flow metrics and four DORA keys"
     );
 }

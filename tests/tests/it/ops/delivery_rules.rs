@@ -6,13 +6,15 @@ use flowmeter_shared::alerts::{AlertRules, Direction};
 use super::*;
 
 /// The gauge `metric` label of each default rule.
-const GAUGES: [(&str, &str); 6] = [
+const GAUGES: [(&str, &str); 8] = [
     ("DPI", "dpi"),
     ("FES", "fes"),
     ("IRS", "irs"),
     ("lead_time_p90", "lead_time_p90_hours"),
     ("blocked_ratio", "blocked_ratio"),
     ("ini_backlog", "ini_backlog"),
+    ("change_failure_rate", "change_failure_rate"),
+    ("time_to_restore_hours", "time_to_restore_hours"),
 ];
 
 /// (gauge, severity) → (comparison, level) of each delivery rule: the first comparison of

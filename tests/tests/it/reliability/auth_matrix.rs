@@ -121,3 +121,45 @@ async fn every_route_answers_each_kind_of_key_with_the_documented_status() {
     }
     assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
+
+/// GitHub cannot send a key: its route ignores every kind of key and answers by the
+/// delivery's signature alone (401 without a valid one, 202 for a signed `ping`).
+#[tokio::test]
+async fn the_github_route_answers_by_signature_whatever_the_key() {
+    use crate::dora::github::{deliver, fixture, signed, store_secret, with_secret_key};
+    let app = TestApp::spawn_with(with_secret_key(TestAppOptions::with_auth())).await;
+    let project = Uuid::new_v4();
+    store_secret(&app, project).await;
+    let admin = app.create_key(Some(project), &[Role::Admin]).await;
+    let ping = fixture("16-ping");
+    let mut failures = Vec::new();
+    for (case, key) in [
+        ("no key", None),
+        ("admin key", Some(admin)),
+        ("unknown key", Some(format!("fm_{}", "0".repeat(64)))),
+    ] {
+        for (signature, expected) in [(None, 401), (signed(b"other"), 401), (signed(&ping), 202)] {
+            let mut request = app
+                .http
+                .post(app.url(&format!("/v1/integrations/github?project_id={project}")))
+                .header("content-type", "application/json")
+                .header("x-github-event", "ping")
+                .header("x-github-delivery", "d-auth")
+                .body(ping.clone());
+            if let Some(key) = &key {
+                request = request.bearer_auth(key);
+            }
+            if let Some(signature) = signature {
+                request = request.header("x-hub-signature-256", signature);
+            }
+            let status = request.send().await.unwrap().status().as_u16();
+            if status != expected {
+                failures.push(format!("{case}: {status}, expected {expected}"));
+            }
+        }
+    }
+    // The plain deliver helper (no key) agrees.
+    let response = deliver(&app, project, "ping", "d", &ping, None).await;
+    flowmeter_tests::app::assert_error(response, 401, "unauthorized").await;
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}

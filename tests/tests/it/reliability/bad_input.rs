@@ -33,7 +33,7 @@ async fn send(
 }
 
 /// Checks an error answer: the status expected, the envelope, and the field named.
-fn check(
+pub(super) fn check(
     case: &str,
     (status, body, text): &(u16, Value, String),
     expected: u16,

@@ -17,19 +17,6 @@ fn gzip(data: &[u8]) -> Vec<u8> {
     encoder.finish().unwrap()
 }
 
-async fn stored(app: &TestApp, project: Uuid) -> i64 {
-    app.db
-        .client()
-        .await
-        .query_one(
-            "SELECT count(*) FROM event_log WHERE project_id = $1",
-            &[&project],
-        )
-        .await
-        .unwrap()
-        .get(0)
-}
-
 #[tokio::test]
 async fn a_reused_event_id_with_other_content_is_409_and_stores_nothing() {
     let app = TestApp::spawn().await;
@@ -75,7 +62,7 @@ async fn a_reused_event_id_with_other_content_is_409_and_stores_nothing() {
         );
     }
     assert_eq!(
-        stored(&app, project).await,
+        app.stored_events(project).await,
         1,
         "no refused batch stored anything"
     );
@@ -109,7 +96,7 @@ async fn inside_a_batch_the_first_occurrence_wins_in_the_log_and_the_projections
         .await;
     let error = assert_error(response, 409, "conflict").await;
     assert_eq!(error["details"]["conflicts"][0]["index"], 1);
-    assert_eq!(stored(&app, project).await, 0);
+    assert_eq!(app.stored_events(project).await, 0);
 
     // Two identical copies: one stored, one duplicate; the name is the first's.
     let task = b.task_created("t1", at, json!({}));

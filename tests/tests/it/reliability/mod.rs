@@ -9,13 +9,14 @@
 //! | PostgreSQL frozen (SIGSTOP): 503 within the database timeout, recovery, nothing lost | `frozen_db` |
 //! | conflicting duplicates, exact numbers, gzip, 415, 408, the envelope everywhere | `hardening` |
 //! | limits on the key id whatever its spelling; failed authentication per address | `rate_limits` |
-//! | bad input on every route is a documented 4xx, never a 500 (matrix and generated cases) | `bad_input` |
+//! | bad input on every route is a documented 4xx, never a 500 (matrix and generated cases) | `bad_input`, `bad_input_github` |
 //! | every route × every kind of key | `auth_matrix` |
 //! | SIGTERM finishes in-flight requests and the current fold batch | `shutdown` |
 //! | a minute of mixed load: no error, flat memory | `load` |
 
 mod auth_matrix;
 mod bad_input;
+mod bad_input_github;
 mod frozen_db;
 mod hardening;
 mod load;

@@ -15,7 +15,10 @@ use chrono::{DateTime, Duration, Utc};
 use flowmeter_shared::db::read_model::{self, RowFilter};
 use flowmeter_shared::db::read_path::{self, BreakdownPeriod, SnapshotPart};
 use flowmeter_shared::metrics::stats::round_score;
-use flowmeter_shared::read_model::{keys, BREAKDOWN_DIMENSIONS, BREAKDOWN_RANGES};
+use flowmeter_shared::metrics::{dora, dora_breakdown};
+use flowmeter_shared::read_model::{
+    keys, BREAKDOWN_DIMENSIONS, BREAKDOWN_METRICS as TASK_METRICS, BREAKDOWN_RANGES,
+};
 use serde::Serialize;
 use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
@@ -27,8 +30,31 @@ use crate::error::{ApiError, ErrorBody};
 use crate::openapi::{BreakdownDimension, BreakdownMetric, TimeRange};
 use crate::startup::AppState;
 
-/// Metrics the breakdown accepts.
-pub use flowmeter_shared::read_model::BREAKDOWN_METRICS;
+/// Metrics the breakdown accepts: the task metrics (by the task dimensions, precomputed at
+/// snapshot time) and the DORA keys (by environment or service).
+pub const BREAKDOWN_METRICS: [&str; 10] = [
+    TASK_METRICS[0],
+    TASK_METRICS[1],
+    TASK_METRICS[2],
+    TASK_METRICS[3],
+    TASK_METRICS[4],
+    TASK_METRICS[5],
+    dora::TREND_METRICS[0],
+    dora::TREND_METRICS[1],
+    dora::TREND_METRICS[2],
+    dora::TREND_METRICS[3],
+];
+
+/// Dimensions the breakdown accepts: the task dimensions, then the DORA ones.
+pub const DIMENSIONS: [&str; 7] = [
+    BREAKDOWN_DIMENSIONS[0],
+    BREAKDOWN_DIMENSIONS[1],
+    BREAKDOWN_DIMENSIONS[2],
+    BREAKDOWN_DIMENSIONS[3],
+    BREAKDOWN_DIMENSIONS[4],
+    dora_breakdown::DIMENSIONS[0],
+    dora_breakdown::DIMENSIONS[1],
+];
 
 /// Time ranges of a breakdown.
 pub const TIME_RANGES: [&str; 4] = [
@@ -130,7 +156,7 @@ pub struct GroupTrend {
     pub change_pct: Option<f64>,
 }
 
-fn range_length(range: &str) -> Duration {
+pub(super) fn range_length(range: &str) -> Duration {
     let hours = BREAKDOWN_RANGES
         .iter()
         .find(|(name, _)| *name == range)
@@ -139,7 +165,7 @@ fn range_length(range: &str) -> Duration {
 }
 
 /// `{direction, change_pct}`: ±5 % relative is stable; from 0, any rise is up.
-fn trend(current: Option<f64>, previous: Option<f64>) -> GroupTrend {
+pub(super) fn trend(current: Option<f64>, previous: Option<f64>) -> GroupTrend {
     let (direction, change_pct) = match (current, previous) {
         (Some(c), Some(p)) if p != 0.0 => {
             let change = round_score((c - p) / p.abs() * 100.0);
@@ -187,8 +213,25 @@ pub async fn get_breakdown(
         metrics_request(&req, &principal, &state, &PARAMETERS, SnapshotPart::None).await?;
     let p = &request.params;
     let metric = one_of(p, "metric", &BREAKDOWN_METRICS, None)?;
-    let dimension = one_of(p, "dimension", &BREAKDOWN_DIMENSIONS, None)?;
+    let dimension = one_of(p, "dimension", &DIMENSIONS, None)?;
     let range = one_of(p, "time_range", &TIME_RANGES, Some("7d"))?;
+    let dora_metric = dora::TREND_METRICS.contains(&metric);
+    if dora_metric != dora_breakdown::DIMENSIONS.contains(&dimension) {
+        let allowed: &[&str] = if dora_metric {
+            &dora_breakdown::DIMENSIONS
+        } else {
+            &BREAKDOWN_DIMENSIONS
+        };
+        return Err(ApiError::invalid_field(
+            "dimension",
+            format!("{metric} cannot be broken down by {dimension}"),
+            allowed,
+        ));
+    }
+    if dora_metric {
+        return super::dora_breakdown::serve(&req, &state, &request, metric, dimension, range)
+            .await;
+    }
     let others: Vec<&str> = BREAKDOWN_DIMENSIONS
         .iter()
         .copied()

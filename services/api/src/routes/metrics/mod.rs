@@ -5,6 +5,7 @@
 pub mod actions;
 pub mod alerts;
 pub mod breakdown;
+pub mod dora_breakdown;
 pub mod drilldown;
 pub mod milestones;
 pub mod params;

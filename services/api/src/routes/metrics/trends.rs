@@ -7,6 +7,7 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use chrono::{Duration, SecondsFormat};
 use flowmeter_shared::db::read_model;
 use flowmeter_shared::db::read_path::SnapshotPart;
+use flowmeter_shared::metrics::dora;
 use flowmeter_shared::read_model::{
     Grain, ADDITIVE_METRICS, LEVEL_METRICS, TREND_DIMENSIONS, TREND_METRICS,
 };
@@ -74,7 +75,12 @@ pub struct TrendsResponse {
     /// One point per bucket of the range, in time order (per group when grouped), up to
     /// the latest snapshot: a count metric is 0 in a bucket without events; a level metric
     /// (wip, blocked, cycle_time, lead_time, the scores) carries its latest value before the
-    /// bucket forward, and has no points before its first value.
+    /// bucket forward, and has no points before its first value. The DORA metrics are per
+    /// bucket (docs/DORA.md): `deployments` counts successful production deployments
+    /// finished in it; `lead_time_for_changes` and `time_to_restore` are the p50 minutes of
+    /// the changes first deployed and the incidents resolved in it, and
+    /// `change_failure_rate` the rate of its finished production deployments (`null` when
+    /// the bucket has none).
     pub data: Vec<TrendPoint>,
     /// How far the read model is behind the event log.
     pub freshness: Freshness,
@@ -217,79 +223,95 @@ pub async fn get_trends(
     }
     let client = state.read_pool.get().await?;
     let from = grain.bucket(start);
-    let level = LEVEL_METRICS.contains(&metric);
-    let grouped = !dimensions.is_empty();
-    let grain_name = grain.as_str();
-    let points = |dimensioned: bool| {
-        read_model::trend_points(
-            &client,
-            request.project_id,
-            metric,
-            grain_name,
-            from,
-            end,
-            dimensioned,
-        )
-    };
-    let rows = points(grouped).await?;
-    // Levels need the totals too when grouped (they say which buckets are closed), and the
-    // value carried into the range.
-    let (totals, (baseline, baseline_tuples)) = if level {
-        let totals = if grouped {
-            points(false).await?
-        } else {
-            Vec::new()
-        };
-        let baseline = read_model::trend_baseline(
-            &client,
-            request.project_id,
-            metric,
-            grain_name,
-            from,
-            grouped,
-        )
-        .await?;
-        (totals, baseline)
-    } else {
-        (Vec::new(), (None, Vec::new()))
-    };
-
-    // Buckets up to the end of the range, but not past the data: the snapshot's time (or
-    // the clock when there is none yet) or the latest stored point, whichever is later.
-    let latest_row = rows.iter().chain(&totals).map(|r| r.bucket).max();
     let now = snapshot
         .as_ref()
         .map_or_else(chrono::Utc::now, |s| s.captured_at);
-    let last = grain
-        .bucket(end - Duration::microseconds(1))
-        .min(latest_row.map_or(grain.bucket(now), |l| l.max(grain.bucket(now))));
-    let buckets = series::buckets(grain, from, last);
-    let served = if grouped {
-        let closed = totals.iter().map(|r| r.bucket).collect();
-        series::grouped(
-            level,
-            &dimensions,
-            &baseline_tuples,
-            &closed,
-            baseline.is_some(),
-            &rows,
-            &buckets,
-        )
+    let data: Vec<TrendPoint> = if dora::TREND_METRICS.contains(&metric) {
+        let last = grain
+            .bucket(end - Duration::microseconds(1))
+            .min(grain.bucket(now));
+        let facts = flowmeter_shared::db::dora::load_facts(&client, request.project_id).await?;
+        let prepared = dora::Prepared::new(&facts, &state.settings.production_environments);
+        series::buckets(grain, from, last)
+            .into_iter()
+            .filter_map(|bucket| {
+                let to = grain.next(bucket).min(now);
+                let (value, samples) = dora::trend_value(&prepared, metric, bucket, to)?;
+                Some(point(bucket, value, samples, &Value::Null, json!({})))
+            })
+            .collect()
     } else {
-        series::totals(level, baseline.as_ref(), &rows, &buckets)
-    };
-    let data: Vec<TrendPoint> = served
-        .into_iter()
-        .map(|p| {
-            point(
-                p.bucket,
-                p.value,
-                p.sample_size,
-                &p.detail,
-                Value::Object(p.dimensions),
+        let level = LEVEL_METRICS.contains(&metric);
+        let grouped = !dimensions.is_empty();
+        let grain_name = grain.as_str();
+        let points = |dimensioned: bool| {
+            read_model::trend_points(
+                &client,
+                request.project_id,
+                metric,
+                grain_name,
+                from,
+                end,
+                dimensioned,
             )
-        })
-        .collect();
+        };
+        let rows = points(grouped).await?;
+        // Levels need the totals too when grouped (they say which buckets are closed), and the
+        // value carried into the range.
+        let (totals, (baseline, baseline_tuples)) = if level {
+            let totals = if grouped {
+                points(false).await?
+            } else {
+                Vec::new()
+            };
+            let baseline = read_model::trend_baseline(
+                &client,
+                request.project_id,
+                metric,
+                grain_name,
+                from,
+                grouped,
+            )
+            .await?;
+            (totals, baseline)
+        } else {
+            (Vec::new(), (None, Vec::new()))
+        };
+
+        // Buckets up to the end of the range, but not past the data: the snapshot's time (or
+        // the clock when there is none yet) or the latest stored point, whichever is later.
+        let latest_row = rows.iter().chain(&totals).map(|r| r.bucket).max();
+        let last = grain
+            .bucket(end - Duration::microseconds(1))
+            .min(latest_row.map_or(grain.bucket(now), |l| l.max(grain.bucket(now))));
+        let buckets = series::buckets(grain, from, last);
+        let served = if grouped {
+            let closed = totals.iter().map(|r| r.bucket).collect();
+            series::grouped(
+                level,
+                &dimensions,
+                &baseline_tuples,
+                &closed,
+                baseline.is_some(),
+                &rows,
+                &buckets,
+            )
+        } else {
+            series::totals(level, baseline.as_ref(), &rows, &buckets)
+        };
+        served
+            .into_iter()
+            .map(|p| {
+                point(
+                    p.bucket,
+                    p.value,
+                    p.sample_size,
+                    &p.detail,
+                    Value::Object(p.dimensions),
+                )
+            })
+            .collect()
+    };
 
     let body = TrendsResponse {
         version: flowmeter_shared::API_VERSION,

@@ -26,6 +26,7 @@ pub async fn write_delta(
     write_breakdown(client, project, delta).await?;
     write_drilldown(client, state, delta).await?;
     write_quarantine(client, project, delta).await?;
+    super::dora::write_dora(client, state, delta, last_seq).await?;
     if let Some(summary) = &delta.summary {
         // Keep one snapshot per hour: the newest replaces earlier ones of the same hour.
         client

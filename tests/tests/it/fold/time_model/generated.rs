@@ -174,6 +174,8 @@ fn generate(seed: u64, tasks: usize) -> Generated {
     for h in &histories {
         events.extend(h.iter().cloned());
     }
+    let dora = dora_events(&mut r, &mut b, start);
+    events.extend(dora.iter().cloned());
     // Duplicates: identical resends of some events.
     let resends: Vec<Value> = events.iter().filter(|_| r.chance(5)).cloned().collect();
 
@@ -210,6 +212,15 @@ fn generate(seed: u64, tasks: usize) -> Generated {
         let k = cuts.iter().filter(|c| delivered >= **c).count().min(3) + 1;
         rounds[k].extend(h);
     }
+    // Changes, deployments and incidents reach B latest first, spread over the rounds:
+    // finishes before starts, incidents before the deployments they name, changes after
+    // the deployments that contain them.
+    let mut latest_first = dora;
+    latest_first.sort_by_key(|e| std::cmp::Reverse(occurred(e)));
+    let n = latest_first.len();
+    for (i, event) in latest_first.into_iter().enumerate() {
+        rounds[i * 5 / n].push(event);
+    }
     rounds[4].extend(milestones);
     rounds[4].extend(resends.iter().cloned());
     rounds.retain(|r| !r.is_empty());
@@ -219,6 +230,92 @@ fn generate(seed: u64, tasks: usize) -> Generated {
         late_rounds: rounds,
         runs,
     }
+}
+
+/// Deployments every two and a half days or so to production or staging, each with the
+/// changes committed since the last successful one, some failing or cancelled, some
+/// finished twice (a failed first attempt, then the final one), some followed by an
+/// incident that names it (most of them resolved).
+fn dora_events(
+    r: &mut Lcg,
+    b: &mut EventBuilder,
+    start: chrono::DateTime<chrono::Utc>,
+) -> Vec<Value> {
+    let mut out = Vec::new();
+    let mut pending: Vec<String> = Vec::new();
+    let services = ["api", "web"];
+    for k in 0..4 + r.next(6) {
+        let at = start + Span::hours(12 + 60 * k as i64 + r.next(30) as i64);
+        let service = services[r.next(2) as usize];
+        for c in 0..1 + r.next(3) {
+            let id = format!("c{k}-{c}");
+            let committed = at - Span::minutes(30 + r.next(600) as i64);
+            out.push(b.event(
+                "change",
+                &id,
+                "change_committed",
+                committed,
+                json!({"service": service, "author": "ana"}),
+            ));
+            pending.push(id);
+        }
+        let environment = if r.chance(70) { "prod" } else { "staging" };
+        let status = ["success", "success", "failure", "cancelled"][r.next(4) as usize];
+        let deployment = format!("d{k}");
+        let changes = pending.clone();
+        if status == "success" && environment == "prod" {
+            pending.clear();
+        }
+        let listed: &[String] = if r.chance(50) { &changes } else { &[] };
+        out.push(b.event(
+            "deployment",
+            &deployment,
+            "deployment_started",
+            at - Span::minutes(10),
+            json!({"environment": environment, "service": service, "change_ids": listed}),
+        ));
+        if r.chance(25) {
+            // A first attempt of the same deployment that failed; the later finish wins.
+            out.push(b.event(
+                "deployment",
+                &deployment,
+                "deployment_finished",
+                at - Span::minutes(5),
+                json!({"environment": environment, "service": service, "status": "failure",
+                       "change_ids": changes}),
+            ));
+        }
+        out.push(b.event(
+            "deployment",
+            &deployment,
+            "deployment_finished",
+            at,
+            json!({"environment": environment, "service": service, "status": status,
+                   "change_ids": changes}),
+        ));
+        if r.chance(40) {
+            let incident = format!("i{k}");
+            let opened = at + Span::minutes(20 + r.next(180) as i64);
+            out.push(b.event(
+                "incident",
+                &incident,
+                "incident_opened",
+                opened,
+                json!({"service": service, "caused_by_deployment_id": deployment}),
+            ));
+            if r.chance(75) {
+                let resolved = opened + Span::minutes(5 + r.next(2000) as i64);
+                out.push(b.event(
+                    "incident",
+                    &incident,
+                    "incident_resolved",
+                    resolved,
+                    json!({"service": service}),
+                ));
+            }
+        }
+    }
+    out
 }
 
 #[tokio::test]
