@@ -67,6 +67,8 @@ carries `\"version\": \"1.0\"`; errors use one envelope (`ErrorBody`). Metrics r
         Granularity,
         TrendDimensions,
         BreakdownDimension,
+        DoraMetric,
+        DoraDimension,
         TimeRange,
         SortField,
         SortOrder,
@@ -141,6 +143,18 @@ closed_list!(
     BreakdownDimension,
     breakdown::DIMENSIONS,
     "The dimension a breakdown groups by: phase, milestone, assignee, task_class or state for the task metrics; environment or service for the DORA metrics."
+);
+closed_list!(
+    /// The DORA keys among the trend and breakdown metrics.
+    DoraMetric,
+    flowmeter_shared::metrics::dora::TREND_METRICS,
+    "The DORA metrics of trends and breakdowns; a breakdown of one of these groups by a DoraDimension, the other metrics by the task dimensions."
+);
+closed_list!(
+    /// The breakdown dimensions of the DORA metrics.
+    DoraDimension,
+    flowmeter_shared::metrics::dora_breakdown::DIMENSIONS,
+    "The dimensions a DORA metric can be broken down by."
 );
 closed_list!(
     /// `time_range` of `/v1/metrics/breakdown`.

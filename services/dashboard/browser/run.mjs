@@ -101,6 +101,24 @@ async function checkCards(page, projectId, label) {
   return northStar;
 }
 
+/** The DORA cards: each key's value, performance level and parts as the summary has them. */
+async function checkDora(page, projectId, label) {
+  const dora = (await api(`/v1/metrics/summary?project_id=${projectId}`)).metrics.dora;
+  const values = { deployment_frequency: "per_day", lead_time_for_changes: "p50_minutes", change_failure_rate: "rate", time_to_restore: "p50_minutes" };
+  for (const [key, field] of Object.entries(values)) {
+    const card = page.locator(`[data-testid="dora-${key}"]`);
+    const raw = await card.locator('[data-testid="card-value"]').getAttribute("data-value");
+    check(raw === String(dora[key][field]), `${label}: DORA ${key} holds ${raw}, the API says ${dora[key][field]}`);
+    const level = await card.locator('[data-testid="performance-level"]').getAttribute("data-level");
+    check(level === String(dora[key].performance_level), `${label}: DORA ${key} level ${level}, the API says ${dora[key].performance_level}`);
+    for (const dd of await card.locator("dd").all()) {
+      const name = (await dd.getAttribute("data-testid")).replace("component-", "");
+      check((await dd.getAttribute("data-value")) === String(dora[key][name]), `${label}: DORA ${key}.${name} holds ${await dd.getAttribute("data-value")}, the API says ${dora[key][name]}`);
+    }
+  }
+  return dora;
+}
+
 async function trendCounts(page, projectId) {
   const granularity = await page.locator("#granularity").inputValue();
   const start = await page.locator("#trend-start").inputValue();
@@ -110,6 +128,11 @@ async function trendCounts(page, projectId) {
     const metric = await panel.getAttribute("data-metric");
     const body = await api(`/v1/metrics/trends?project_id=${projectId}&metric=${metric}&granularity=${granularity}&start_date=${start}&end_date=${end}`);
     const chart = panel.locator(".chart");
+    if (body.data.length > 0 && body.data.every((p) => p.value === null)) {
+      check((await panel.locator('[data-testid="notice-empty"]').count()) === 1, `trend ${metric}: ${body.data.length} buckets without a value say so`);
+      counts[metric] = 0;
+      continue;
+    }
     const drawn = body.data.length === 0 ? 0 : Number(await chart.getAttribute("data-points"));
     check(drawn === body.data.length, `trend ${metric} (${granularity}) draws ${drawn} points, the API returns ${body.data.length}`);
     if (body.data.length > 0) {
@@ -147,6 +170,8 @@ try {
   measured.cards_render_ms = Number(await page.locator('[data-testid="cards"]').getAttribute("data-render-ms"));
   await ready(page);
   const firstCards = await checkCards(page, first, "first project");
+  const firstDora = await checkDora(page, first, "first project");
+  check(firstDora.change_failure_rate.rate !== null, "the first project has DORA numbers to show");
   check(await page.locator('[data-testid="milestones"], [data-testid="notice-empty"]').count() > 0, "milestones or their empty state");
   const freshness = page.locator('[data-testid="freshness"]');
   check(["fresh", "behind", "stale"].includes(await freshness.getAttribute("data-state")), `freshness badge state ${await freshness.getAttribute("data-state")}`);
@@ -156,6 +181,8 @@ try {
   await after(page, () => page.selectOption("#project-picker", second));
   await page.waitForSelector('[data-testid="cards"]');
   const secondCards = await checkCards(page, second, "second project");
+  const secondDora = await checkDora(page, second, "second project");
+  check(secondDora.deployment_frequency.per_day === null, "a project without deployments has null DORA keys (shown as no data)");
   check(JSON.stringify(firstCards) !== JSON.stringify(secondCards), "the two projects' cards differ (switching project changes what is drawn)");
 
   // Trends: every trend metric, as many points as the API returns; granularity changes them.
@@ -169,6 +196,12 @@ try {
   const weekly = await trendCounts(page, second);
   check(weekly.throughput !== daily.throughput && weekly.throughput > 0, `weekly throughput draws ${weekly.throughput} points, daily ${daily.throughput}`);
   await shot(page, "04-trends-week");
+  // The project that deploys draws its DORA trends.
+  await after(page, () => page.selectOption("#project-picker", first));
+  const deploying = await trendCounts(page, first);
+  check(deploying.change_failure_rate > 0 && deploying.deployments > 0, `the deploying project draws DORA trends (${deploying.deployments} deployment points, ${deploying.change_failure_rate} failure-rate points)`);
+  await shot(page, "04b-trends-dora");
+  await after(page, () => page.selectOption("#project-picker", second));
 
   // Breakdown: switching the dimension changes bars and rows to the API's.
   await after(page, () => page.click('[data-testid="tab-breakdown"]'));
@@ -186,6 +219,21 @@ try {
   await after(page, () => page.selectOption("#breakdown-dimension", "state"));
   const byState = await rows("state");
   check(byAssignee !== byState, "switching the breakdown dimension changes the rows");
+  // A DORA key splits by environment or service only, with no task filters.
+  await after(page, () => page.selectOption("#project-picker", first));
+  await after(page, () => page.selectOption("#breakdown-metric", "change_failure_rate"));
+  const offered = await page.locator("#breakdown-dimension option").evaluateAll((os) => os.map((o) => o.value));
+  check(JSON.stringify(offered) === JSON.stringify(["environment", "service"]), `a DORA key offers ${offered}`);
+  check((await page.locator('[data-testid^="filter-"]').count()) === 0, "a DORA breakdown has no task filters");
+  {
+    const body = await api(`/v1/metrics/breakdown?project_id=${first}&metric=change_failure_rate&dimension=environment&time_range=${await page.locator("#breakdown-range").inputValue()}`);
+    const shown = await page.locator('[data-testid="breakdown-table"] tbody tr td:nth-child(2)').evaluateAll((tds) => tds.map((td) => td.getAttribute("data-value")));
+    check(JSON.stringify(shown) === JSON.stringify(body.breakdown.map((r) => String(r.value))), `DORA breakdown by environment shows ${shown}, the API ${body.breakdown.map((r) => r.value)}`);
+    check(body.breakdown.length > 0, "the DORA breakdown has rows");
+  }
+  await shot(page, "05b-breakdown-dora");
+  await after(page, () => page.selectOption("#breakdown-metric", "cycle_time"));
+  await after(page, () => page.selectOption("#project-picker", second));
 
   // Drill-down: sorted by value both ways, paged, CSV.
   await after(page, () => page.click('[data-testid="tab-drilldown"]'));

@@ -15,6 +15,9 @@ export interface Catalog {
   granularities: string[];
   breakdownMetrics: string[];
   dimensions: string[];
+  /** The DORA keys among the trend and breakdown metrics, and the dimensions they split by. */
+  doraMetrics: string[];
+  doraDimensions: string[];
   timeRanges: string[];
   drilldownMetrics: string[];
   sortFields: string[];

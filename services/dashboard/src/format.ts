@@ -77,8 +77,11 @@ export function formatMetric(metric: string, value: number | null | undefined): 
   switch (metric) {
     case "cycle_time":
     case "lead_time":
+    case "lead_time_for_changes":
+    case "time_to_restore":
       return formatMinutes(value);
     case "blocked_ratio":
+    case "change_failure_rate":
       return formatRatio(value);
     default:
       return formatNumber(value);

@@ -98,6 +98,8 @@ async function loadCatalog(): Promise<Catalog> {
     granularities: closedList(document, "Granularity"),
     breakdownMetrics: closedList(document, "BreakdownMetric"),
     dimensions: closedList(document, "BreakdownDimension"),
+    doraMetrics: closedList(document, "DoraMetric"),
+    doraDimensions: closedList(document, "DoraDimension"),
     timeRanges: closedList(document, "TimeRange"),
     drilldownMetrics: closedList(document, "DrilldownMetric"),
     sortFields: closedList(document, "SortField"),

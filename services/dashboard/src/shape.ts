@@ -113,6 +113,15 @@ export function breakdownBars(rows: BreakdownRow[]): { labels: string[]; values:
   };
 }
 
+/**
+ * The dimensions a breakdown of `metric` may group by: the DORA dimensions for a DORA metric,
+ * the task dimensions (every other one) for the rest.
+ */
+export function breakdownDimensions(metric: string, all: string[], doraMetrics: string[], doraDimensions: string[]): string[] {
+  const dora = doraMetrics.includes(metric);
+  return all.filter((d) => doraDimensions.includes(d) === dora);
+}
+
 /** One CSV field, quoted when it holds a separator, quote or line break. */
 export function csvField(value: unknown): string {
   if (value === null || value === undefined) return "";

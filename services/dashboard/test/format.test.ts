@@ -26,6 +26,9 @@ describe("durations", () => {
     expect(formatMinutes(7260)).toBe("5 d");
     expect(formatMetric("cycle_time", 90)).toBe("1.5 h");
     expect(formatMetric("wip", 12)).toBe("12");
+    expect(formatMetric("time_to_restore", 975)).toBe("16.3 h");
+    expect(formatMetric("lead_time_for_changes", 2880)).toBe("2 d");
+    expect(formatMetric("change_failure_rate", 0.6)).toBe("60 %");
   });
 });
 

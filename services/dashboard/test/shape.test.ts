@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 
-import { breakdownBars, canAcknowledge, closedList, csvField, defaultRange, drilldownCsv, filtersParam, formatRoute, freshnessState, pageInfo, parseRoute, query, trendSeries } from "../src/shape";
+import { breakdownBars, breakdownDimensions, canAcknowledge, closedList, csvField, defaultRange, drilldownCsv, filtersParam, formatRoute, freshnessState, pageInfo, parseRoute, query, trendSeries } from "../src/shape";
 
 describe("routes", () => {
   it("parses project, view and a deep-linked alert", () => {
@@ -67,5 +67,11 @@ describe("series and tables", () => {
     expect(canAcknowledge(["viewer", "planner"])).toBe(true);
     expect(canAcknowledge(["admin"])).toBe(true);
     expect(canAcknowledge(["viewer"])).toBe(false);
+  });
+  it("splits task metrics by the task dimensions and DORA keys by theirs", () => {
+    const all = ["phase", "milestone", "assignee", "task_class", "state", "environment", "service"];
+    const dora = ["deployments", "lead_time_for_changes", "change_failure_rate", "time_to_restore"];
+    expect(breakdownDimensions("cycle_time", all, dora, ["environment", "service"])).toEqual(["phase", "milestone", "assignee", "task_class", "state"]);
+    expect(breakdownDimensions("change_failure_rate", all, dora, ["environment", "service"])).toEqual(["environment", "service"]);
   });
 });

@@ -147,6 +147,10 @@ async fn the_dashboard_in_a_real_browser_shows_the_apis_numbers() {
     )
     .await;
     let mut projects = crate::ops::load_demo(&app.db.url, 2, 80);
+    // The first demo project also deploys (the hand-worked DORA history); the second does not.
+    let mut dora = flowmeter_tests::events::EventBuilder::for_project(projects[0]);
+    app.seed(&crate::dora::scenario::dora_events(&mut dora))
+        .await;
     // A project with a firing ini_backlog alert (folded once), then the demo's by the daemon.
     let (alerted, alert) = crate::reliability::folded_project_with_alert(&app).await;
     let mut worker = crate::ops::fold_everything(&app.db.url).await;
@@ -205,7 +209,9 @@ async fn the_dashboard_in_a_real_browser_shows_the_apis_numbers() {
         "01-key-form",
         "02-overview",
         "03-trends-day",
+        "04b-trends-dora",
         "05-breakdown",
+        "05b-breakdown-dora",
         "06-drilldown",
         "07-alert-deep-link",
         "09-alerts-viewer",

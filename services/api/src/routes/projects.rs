@@ -16,7 +16,7 @@ use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
 use super::metrics::params::{query_names, Params};
-use super::metrics::{cached_json, one_of, Freshness};
+use super::metrics::{body_tagged_json, one_of, Freshness};
 use crate::auth::Principal;
 use crate::error::{ApiError, ErrorBody};
 use crate::startup::{resource, AppState};
@@ -219,9 +219,12 @@ pub async fn list_projects(
         next_cursor,
     };
     // Counts and freshness change without any snapshot of their own: the tag is the body's.
-    let rendered = serde_json::to_string(&body).map_err(anyhow::Error::from)?;
-    let identity = format!("projects?{}|{rendered}", req.query_string());
-    Ok(cached_json(&req, &state, &identity, &body))
+    body_tagged_json(
+        &req,
+        &state,
+        &format!("projects?{}", req.query_string()),
+        &body,
+    )
 }
 
 /// A cursor is the id of the last project of the previous page; its name is read back so
@@ -304,9 +307,7 @@ pub async fn get_project(
         version: flowmeter_shared::API_VERSION.to_owned(),
         data,
     };
-    let rendered = serde_json::to_string(&body).map_err(anyhow::Error::from)?;
-    let identity = format!("project|{rendered}");
-    Ok(cached_json(&req, &state, &identity, &body))
+    body_tagged_json(&req, &state, "project", &body)
 }
 
 #[cfg(test)]

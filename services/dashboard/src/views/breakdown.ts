@@ -1,20 +1,24 @@
-// Breakdown: a metric split by any dimension, as bars and a table, with filters on the
-// other dimensions.
+// Breakdown: a metric split by one of its dimensions, as bars and a table. Task metrics split
+// by the task dimensions, with filters on the others; DORA keys by environment or service.
 
 import { get } from "../api";
 import { barChart } from "../charts";
 import { type Context, remember, setting } from "../context";
 import { clear, field, h, notice, select } from "../dom";
 import { formatChange, formatMetric, formatPercent, humanize, trendArrow } from "../format";
-import { type BreakdownRow, breakdownBars, filtersParam, query } from "../shape";
+import { type BreakdownRow, breakdownBars, breakdownDimensions, filtersParam, query } from "../shape";
 
 export async function renderBreakdown(ctx: Context, view: HTMLElement): Promise<void> {
   const c = ctx.catalog;
   const metric = setting("breakdown", "metric", c.breakdownMetrics.includes("cycle_time") ? "cycle_time" : c.breakdownMetrics[0]);
-  const dimension = setting("breakdown", "dimension", c.dimensions.includes("assignee") ? "assignee" : c.dimensions[0]);
+  const dimensions = breakdownDimensions(metric, c.dimensions, c.doraMetrics, c.doraDimensions);
+  const dora = c.doraMetrics.includes(metric);
+  // A dimension chosen for another kind of metric falls back to this kind's first.
+  const chosen = setting("breakdown", dimensionKey(dora), dimensions.includes("assignee") ? "assignee" : dimensions[0]);
+  const dimension = dimensions.includes(chosen) ? chosen : dimensions[0];
   const timeRange = setting("breakdown", "time_range", "30d");
   const filters: Record<string, string> = {};
-  for (const d of c.dimensions) if (d !== dimension) filters[d] = setting("breakdown", `filter.${d}`, "");
+  if (!dora) for (const d of dimensions) if (d !== dimension) filters[d] = setting("breakdown", `filter.${d}`, "");
   const change = (name: string) => (value: string) => {
     remember("breakdown", name, value);
     ctx.refresh();
@@ -28,7 +32,7 @@ export async function renderBreakdown(ctx: Context, view: HTMLElement): Promise<
     "div",
     { class: "controls" },
     field("Metric", select("breakdown-metric", c.breakdownMetrics, metric, change("metric"), humanize)),
-    field("By", select("breakdown-dimension", c.dimensions, dimension, change("dimension"), humanize)),
+    field("By", select("breakdown-dimension", dimensions, dimension, change(dimensionKey(dora)), humanize)),
     field("Range", select("breakdown-range", c.timeRanges, timeRange, change("time_range"))),
   );
   const body = await get<{ breakdown: BreakdownRow[]; total: number | null }>(
@@ -39,7 +43,7 @@ export async function renderBreakdown(ctx: Context, view: HTMLElement): Promise<
   const table = h(
     "table",
     { class: "table", "data-testid": "breakdown-table" },
-    h("thead", {}, h("tr", {}, [humanize(dimension), humanize(metric), "Share", "Tasks", "Trend"].map((t) => h("th", {}, t)))),
+    h("thead", {}, h("tr", {}, [humanize(dimension), humanize(metric), "Share", dora ? "Count" : "Tasks", "Trend"].map((t) => h("th", {}, t)))),
     h(
       "tbody",
       {},
@@ -56,11 +60,18 @@ export async function renderBreakdown(ctx: Context, view: HTMLElement): Promise<
       ),
     ),
   );
-  clear(view, controls, h("div", { class: "controls filters" }, h("span", { class: "muted" }, "Filters:"), filterInputs), chart, h("section", { class: "panel" }, h("p", {}, `Total: ${format(body.total)}`), table));
+  const filterRow = dora ? null : h("div", { class: "controls filters" }, h("span", { class: "muted" }, "Filters:"), filterInputs);
+  clear(view, controls, ...(filterRow ? [filterRow] : []), chart, h("section", { class: "panel" }, h("p", {}, `Total: ${format(body.total)}`), table));
   if (body.breakdown.length === 0) {
-    chart.append(notice("empty", "Nothing to break down", "No tasks match this metric, range and filters."));
+    const what = dora ? "No deployments or incidents fall in this range." : "No tasks match this metric, range and filters.";
+    chart.append(notice("empty", "Nothing to break down", what));
     return;
   }
   const bars = breakdownBars(body.breakdown);
   barChart(chart, humanize(metric), bars.labels, bars.values, format);
+}
+
+/** Task metrics and DORA keys keep their chosen dimension apart. */
+function dimensionKey(dora: boolean): string {
+  return dora ? "dora_dimension" : "dimension";
 }

@@ -1,5 +1,5 @@
-// Overview: the three north-star cards, milestones with their forecast and the suggested
-// actions with their evidence.
+// Overview: the three north-star cards, the four DORA keys with their performance levels,
+// milestones with their forecast and the suggested actions with their evidence.
 
 import { get } from "../api";
 import type { Context } from "../context";
@@ -10,6 +10,7 @@ interface Summary {
   timestamp: string;
   metrics: {
     north_star: Record<string, Record<string, unknown>>;
+    dora?: Record<string, Record<string, unknown>>;
   };
 }
 
@@ -73,6 +74,67 @@ function card(spec: Card, data: Record<string, unknown>): HTMLElement {
       ]),
     ),
     typeof data.reason === "string" ? h("p", { class: "reason" }, `Not computed: ${humanize(data.reason)}.`) : null,
+  );
+}
+
+type DoraCard = { key: string; title: string; value: string; format: (v: number | null) => string; components: [string, string, (v: number | null) => string][] };
+
+const count = (v: number | null) => formatNumber(v, 0);
+
+const DORA_CARDS: DoraCard[] = [
+  {
+    key: "deployment_frequency",
+    title: "Deployment frequency",
+    value: "per_day",
+    format: (v) => (v === null ? "—" : `${formatNumber(v, 2)} / day`),
+    components: [["count_30d", "Deployments", count]],
+  },
+  {
+    key: "lead_time_for_changes",
+    title: "Lead time for changes",
+    value: "p50_minutes",
+    format: formatMinutes,
+    components: [
+      ["p90_minutes", "p90", formatMinutes],
+      ["sample_size", "Changes", count],
+    ],
+  },
+  {
+    key: "change_failure_rate",
+    title: "Change failure rate",
+    value: "rate",
+    format: formatRatio,
+    components: [
+      ["failures", "Failures", count],
+      ["deployments", "Deployments", count],
+    ],
+  },
+  {
+    key: "time_to_restore",
+    title: "Time to restore",
+    value: "p50_minutes",
+    format: formatMinutes,
+    components: [["sample_size", "Incidents", count]],
+  },
+];
+
+function doraCard(spec: DoraCard, data: Record<string, unknown>): HTMLElement {
+  const value = num(data[spec.value]);
+  const level = typeof data.performance_level === "string" ? data.performance_level : null;
+  return h(
+    "section",
+    { class: "card", "data-testid": `dora-${spec.key}` },
+    h("h3", {}, spec.title),
+    h("div", { class: "card-value", "data-testid": "card-value", "data-value": value ?? "null" }, spec.format(value)),
+    h("div", { class: "card-trend" }, h("span", { class: `pill level-${level ?? "none"}`, "data-testid": "performance-level", "data-level": level ?? "null" }, level ? humanize(level) : "no data")),
+    h(
+      "dl",
+      { class: "components" },
+      spec.components.flatMap(([name, label, format]) => [
+        h("dt", {}, label),
+        h("dd", { "data-testid": `component-${name}`, "data-value": num(data[name]) ?? "null" }, format(num(data[name]))),
+      ]),
+    ),
   );
 }
 
@@ -154,9 +216,16 @@ export async function renderOverview(ctx: Context, view: HTMLElement): Promise<v
   const started = performance.now();
   const summary = await get<Summary>(`/v1/metrics/summary?project_id=${p}`);
   const cards = h("div", { class: "cards", "data-testid": "cards" }, CARDS.map((c) => card(c, summary.metrics.north_star[c.key] ?? {})));
+  const dora = summary.metrics.dora ?? {};
+  const doraCards = h(
+    "section",
+    { class: "panel" },
+    h("h2", {}, "Delivery performance (DORA, last 30 days)"),
+    h("div", { class: "cards", "data-testid": "dora-cards" }, DORA_CARDS.map((c) => doraCard(c, dora[c.key] ?? {}))),
+  );
   const health = h("section", { class: "panel" }, h("h2", {}, "Milestones and forecast"), notice("loading", "Loading milestones…"));
   const suggested = h("section", { class: "panel" }, h("h2", {}, "Suggested actions"), notice("loading", "Loading suggestions…"));
-  clear(view, h("p", { class: "muted" }, `Snapshot of ${formatInstant(summary.timestamp)}`), cards, health, suggested);
+  clear(view, h("p", { class: "muted" }, `Snapshot of ${formatInstant(summary.timestamp)}`), cards, doraCards, health, suggested);
   // The time from asking for the summary to the cards in the page (docs/BENCHMARKS.md).
   cards.dataset.renderMs = (performance.now() - started).toFixed(1);
   const [m, a] = await Promise.all([

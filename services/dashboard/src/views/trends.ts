@@ -41,6 +41,11 @@ export async function renderTrends(ctx: Context, view: HTMLElement): Promise<voi
           panel.append(notice("empty", "No points in this range"));
           return;
         }
+        if (body.data.every((p) => p.value === null)) {
+          // Buckets without a value (a DORA key with nothing deployed, say) draw nothing.
+          panel.append(notice("empty", "No values in this range", `${body.data.length} buckets, none with data`));
+          return;
+        }
         lineChart(panel, humanize(metric), trendSeries(body.data), (v) => formatMetric(metric, v));
       } catch (error) {
         panel.append(notice("error", "Could not load this trend", (error as Error).message));

@@ -16,7 +16,7 @@ use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
 use super::params::query_names;
-use super::{cached_json, metrics_request, one_of, require_feature, Freshness, ProjectQuery};
+use super::{body_tagged_json, metrics_request, one_of, require_feature, Freshness, ProjectQuery};
 use crate::auth::Principal;
 use crate::error::{ApiError, ErrorBody};
 use crate::settings::Feature;
@@ -163,9 +163,12 @@ pub async fn get_alerts(
         freshness,
     };
     // Acknowledgements change alerts between snapshots, so the tag comes from the body.
-    let rendered = serde_json::to_string(&body).map_err(anyhow::Error::from)?;
-    let identity = format!("alerts?{}|{rendered}", req.query_string());
-    Ok(cached_json(&req, &state, &identity, &body))
+    body_tagged_json(
+        &req,
+        &state,
+        &format!("alerts?{}", req.query_string()),
+        &body,
+    )
 }
 
 /// `<created_at in µs>.<id>` of the last item of a page.

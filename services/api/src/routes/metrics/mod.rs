@@ -251,6 +251,31 @@ pub fn cached_json(
     }
 }
 
+/// A JSON response whose `ETag` is taken from the body itself (with `route`, the route and
+/// its query), for answers that change without a snapshot of their own (alerts, projects):
+/// the body is serialized once, for the tag and to send.
+pub fn body_tagged_json(
+    req: &HttpRequest,
+    state: &AppState,
+    route: &str,
+    body: &impl Serialize,
+) -> Result<HttpResponse, ApiError> {
+    use sha2::{Digest, Sha256};
+    let text = serde_json::to_vec(body).map_err(anyhow::Error::from)?;
+    let digest = Sha256::new()
+        .chain_update(route.as_bytes())
+        .chain_update(b"|")
+        .chain_update(&text)
+        .finalize();
+    let tag = format!("\"{}\"", hex::encode(&digest[..16]));
+    let (mut response, not_modified) = validated_response(req, state, &tag);
+    Ok(if not_modified {
+        response.finish()
+    } else {
+        response.content_type("application/json").body(text)
+    })
+}
+
 /// The identity of a response built from a snapshot: route, parameters, snapshot and log head.
 pub fn snapshot_identity(
     route: &str,
