@@ -33,8 +33,10 @@ db-down:
 bench:
 	scripts/bench all
 
+# Ten projects of ~100 000 events, then one project of ~100 000 (each reports fold ÷ COPY).
 bench-fold:
-	scripts/bench fold
+	scripts/bench fold --projects 10 --tasks 9000 --days 90 --seed 1
+	scripts/bench fold --projects 1 --tasks 9000 --days 90 --seed 1
 
 bench-api:
 	scripts/bench api --projects 3 --tasks 3000 --days 90

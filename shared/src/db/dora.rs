@@ -16,7 +16,9 @@ pub async fn load_facts(
     let p = &[&project_id as &(dyn tokio_postgres::types::ToSql + Sync)];
     for row in client
         .query(
-            "SELECT change_id, facts FROM metrics_change WHERE project_id = $1",
+            &client
+                .prepare_cached("SELECT change_id, facts FROM metrics_change WHERE project_id = $1")
+                .await?,
             p,
         )
         .await?
@@ -26,7 +28,11 @@ pub async fn load_facts(
     }
     for row in client
         .query(
-            "SELECT deployment_id, facts FROM metrics_deployment WHERE project_id = $1",
+            &client
+                .prepare_cached(
+                    "SELECT deployment_id, facts FROM metrics_deployment WHERE project_id = $1",
+                )
+                .await?,
             p,
         )
         .await?
@@ -36,7 +42,11 @@ pub async fn load_facts(
     }
     for row in client
         .query(
-            "SELECT incident_id, facts FROM metrics_incident WHERE project_id = $1",
+            &client
+                .prepare_cached(
+                    "SELECT incident_id, facts FROM metrics_incident WHERE project_id = $1",
+                )
+                .await?,
             p,
         )
         .await?

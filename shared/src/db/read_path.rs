@@ -1,5 +1,5 @@
 //! The bounded reads of the metrics routes (SPEC §18): one statement for what every route needs
-//! (the project, its log head and latest snapshot), and the rows the worker precomputes at
+//! (the presented key, the project, its log head and latest snapshot), and the rows the worker precomputes at
 //! snapshot time for requests without filters (migration 0013).
 
 use chrono::{DateTime, Utc};
@@ -7,6 +7,7 @@ use deadpool_postgres::GenericClient;
 use serde_json::Value;
 use uuid::Uuid;
 
+use crate::db::api_keys::ApiKey;
 use crate::db::read_model::{
     aggregation_from_row, drilldown_item, Aggregation, BreakdownGroup, DrilldownItem, SortBy,
 };
@@ -37,16 +38,20 @@ impl SnapshotPart {
     }
 }
 
-/// Whether the project exists, its log head, and the latest snapshot's time, seq and the
-/// asked part (`$2`: '', 'health' or 'actions'); one round trip.
+/// Whether the project exists, its log head, the latest snapshot's time, seq and the asked
+/// part (`$2`: '', 'health' or 'actions'), and the key with the presented hash (`$3`, NULL
+/// when authentication is off); one round trip.
 pub const CONTEXT_SQL: &str =
     "SELECT p.id IS NOT NULL, COALESCE(h.last_seq, 0), s.captured_at, s.as_of_seq,
         CASE $2::text WHEN 'health' THEN s.health
                       WHEN 'actions' THEN s.payload #> '{actionability,suggested_actions}' END,
-        s.xmin::text
+        s.xmin::text,
+        k.id, k.name, k.key_prefix, k.project_id, k.roles, k.status, k.created_at,
+        k.expires_at, k.last_used_at
    FROM (SELECT $1::uuid AS id) q
    LEFT JOIN project p ON p.id = q.id
    LEFT JOIN event_stream_head h ON h.project_id = q.id
+   LEFT JOIN api_key k ON k.key_hash = $3::text
    LEFT JOIN LATERAL (
         SELECT captured_at, as_of_seq, health, payload, xmin FROM metrics_summary
          WHERE project_id = q.id ORDER BY captured_at DESC LIMIT 1) s ON true";
@@ -73,6 +78,8 @@ pub struct ReadContext {
     pub head: i64,
     /// The latest snapshot, if any.
     pub snapshot: Option<SnapshotMeta>,
+    /// The key with the presented hash, when one was presented and a key has it.
+    pub key: Option<ApiKey>,
 }
 
 /// Runs [`CONTEXT_SQL`].
@@ -80,11 +87,16 @@ pub async fn context(
     client: &impl GenericClient,
     project_id: Uuid,
     part: SnapshotPart,
+    key_hash: Option<&str>,
 ) -> anyhow::Result<ReadContext> {
     let stmt = client.prepare_cached(CONTEXT_SQL).await?;
     let row = client
-        .query_one(&stmt, &[&project_id, &part.as_str()])
+        .query_one(&stmt, &[&project_id, &part.as_str(), &key_hash])
         .await?;
+    let key = match row.get::<_, Option<Uuid>>(6) {
+        Some(_) => Some(ApiKey::from_columns(&row, 6)?),
+        None => None,
+    };
     let snapshot = row
         .get::<_, Option<DateTime<Utc>>>(2)
         .map(|captured_at| SnapshotMeta {
@@ -97,6 +109,7 @@ pub async fn context(
         project_exists: row.get(0),
         head: row.get(1),
         snapshot,
+        key,
     })
 }
 

@@ -98,7 +98,7 @@ async fn hot_read_queries_use_indexes() {
         ),
         (
             "read context",
-            plan(&client, CONTEXT_SQL, &[&project, &"health"]).await,
+            plan(&client, CONTEXT_SQL, &[&project, &"health", &"no such key"]).await,
         ),
         (
             "precomputed breakdown",

@@ -115,20 +115,24 @@ pub async fn list(
 ) -> anyhow::Result<(Vec<Alert>, bool)> {
     let (after_at, after_id) = cursor.map_or((None, None), |(at, id)| (Some(at), Some(id)));
     let severity = filter.severity.map(Severity::as_str);
+    // Prepared once per connection: a page is one round trip.
+    let stmt = client
+        .prepare_cached(&format!(
+            "SELECT {ALERT_COLUMNS} FROM metrics_alert
+              WHERE project_id = $1
+                AND ($2::text IS NULL OR severity = $2)
+                AND ($3::text IS NULL OR state = $3)
+                AND ($4::bool IS NULL OR $4 = (acknowledged_at IS NOT NULL
+                     AND (ack_expires_at IS NULL OR ack_expires_at > now())))
+                AND ($5::text IS NULL OR metric_key = $5)
+                AND ($6::timestamptz IS NULL OR (created_at, id) < ($6, $7::uuid))
+              ORDER BY created_at DESC, id DESC
+              LIMIT $8"
+        ))
+        .await?;
     let rows = client
         .query(
-            &format!(
-                "SELECT {ALERT_COLUMNS} FROM metrics_alert
-                  WHERE project_id = $1
-                    AND ($2::text IS NULL OR severity = $2)
-                    AND ($3::text IS NULL OR state = $3)
-                    AND ($4::bool IS NULL OR $4 = (acknowledged_at IS NOT NULL
-                         AND (ack_expires_at IS NULL OR ack_expires_at > now())))
-                    AND ($5::text IS NULL OR metric_key = $5)
-                    AND ($6::timestamptz IS NULL OR (created_at, id) < ($6, $7::uuid))
-                  ORDER BY created_at DESC, id DESC
-                  LIMIT $8"
-            ),
+            &stmt,
             &[
                 &project_id,
                 &severity,

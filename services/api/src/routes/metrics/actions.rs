@@ -13,7 +13,7 @@ use super::{
     cached_json, freshness, metrics_request, require_feature, snapshot_identity, Freshness,
     ProjectQuery, PROJECT_PARAMETERS,
 };
-use crate::auth::Principal;
+use crate::auth::Credentials;
 use crate::error::{ApiError, ErrorBody};
 use crate::settings::Feature;
 use crate::startup::AppState;
@@ -50,13 +50,13 @@ pub struct ActionsResponse {
 )]
 pub async fn get_actions(
     req: HttpRequest,
-    principal: Principal,
+    credentials: Credentials,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
     require_feature(&state, Feature::Actions)?;
     let request = metrics_request(
         &req,
-        &principal,
+        &credentials,
         &state,
         &PROJECT_PARAMETERS,
         SnapshotPart::Actions,

@@ -17,7 +17,7 @@ use uuid::Uuid;
 
 use super::params::query_names;
 use super::{body_tagged_json, metrics_request, one_of, require_feature, Freshness, ProjectQuery};
-use crate::auth::Principal;
+use crate::auth::{Credentials, Principal};
 use crate::error::{ApiError, ErrorBody};
 use crate::settings::Feature;
 use crate::startup::AppState;
@@ -114,12 +114,12 @@ const MAX_EXPIRY_MINUTES: i64 = 525_600;
 )]
 pub async fn get_alerts(
     req: HttpRequest,
-    principal: Principal,
+    credentials: Credentials,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
     require_feature(&state, Feature::Alerts)?;
     let request =
-        metrics_request(&req, &principal, &state, &PARAMETERS, SnapshotPart::None).await?;
+        metrics_request(&req, &credentials, &state, &PARAMETERS, SnapshotPart::None).await?;
     let p = &request.params;
     let filter = AlertFilter {
         severity: match p.get("severity") {

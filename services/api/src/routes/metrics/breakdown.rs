@@ -25,7 +25,7 @@ use uuid::Uuid;
 
 use super::params::query_names;
 use super::{freshness, metrics_request, one_of, rendered, snapshot_identity, Freshness};
-use crate::auth::Principal;
+use crate::auth::Credentials;
 use crate::error::{ApiError, ErrorBody};
 use crate::openapi::{BreakdownDimension, BreakdownMetric, TimeRange};
 use crate::startup::AppState;
@@ -206,11 +206,11 @@ pub(super) fn trend(current: Option<f64>, previous: Option<f64>) -> GroupTrend {
 )]
 pub async fn get_breakdown(
     req: HttpRequest,
-    principal: Principal,
+    credentials: Credentials,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
     let request =
-        metrics_request(&req, &principal, &state, &PARAMETERS, SnapshotPart::None).await?;
+        metrics_request(&req, &credentials, &state, &PARAMETERS, SnapshotPart::None).await?;
     let p = &request.params;
     let metric = one_of(p, "metric", &BREAKDOWN_METRICS, None)?;
     let dimension = one_of(p, "dimension", &DIMENSIONS, None)?;

@@ -16,7 +16,7 @@ use uuid::Uuid;
 
 use super::params::query_names;
 use super::{metrics_request, one_of, rendered, require_feature, Freshness};
-use crate::auth::Principal;
+use crate::auth::Credentials;
 use crate::error::{ApiError, ErrorBody};
 use crate::openapi::{DrilldownMetric, SortField, SortOrder};
 use crate::settings::Feature;
@@ -191,12 +191,12 @@ pub struct Aggregation {
 )]
 pub async fn get_drilldown(
     req: HttpRequest,
-    principal: Principal,
+    credentials: Credentials,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
     require_feature(&state, Feature::Drilldown)?;
     let request =
-        metrics_request(&req, &principal, &state, &PARAMETERS, SnapshotPart::None).await?;
+        metrics_request(&req, &credentials, &state, &PARAMETERS, SnapshotPart::None).await?;
     let p = &request.params;
     let metric = one_of(p, "metric", &DRILLDOWN_METRICS, None)?;
     let sort_by = match one_of(p, "sort_by", &SORT_FIELDS, Some("value"))? {

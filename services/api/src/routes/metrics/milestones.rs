@@ -13,7 +13,7 @@ use super::{
     cached_json, freshness, metrics_request, require_feature, snapshot_identity, Freshness,
     ProjectQuery, PROJECT_PARAMETERS,
 };
-use crate::auth::Principal;
+use crate::auth::Credentials;
 use crate::error::{ApiError, ErrorBody};
 use crate::settings::Feature;
 use crate::startup::AppState;
@@ -49,13 +49,13 @@ pub struct MilestoneHealthResponse {
 )]
 pub async fn get_milestone_health(
     req: HttpRequest,
-    principal: Principal,
+    credentials: Credentials,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
     require_feature(&state, Feature::Forecast)?;
     let request = metrics_request(
         &req,
-        &principal,
+        &credentials,
         &state,
         &PROJECT_PARAMETERS,
         SnapshotPart::Health,

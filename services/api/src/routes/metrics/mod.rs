@@ -23,7 +23,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-use crate::auth::Principal;
+use crate::auth::Credentials;
 use crate::error::ApiError;
 use crate::settings::Feature;
 use crate::startup::{resource, AppState};
@@ -130,21 +130,30 @@ impl MetricsRequest {
     }
 }
 
-/// Parses the query, checks the role and the key's scope (before existence, so a key
-/// cannot probe other projects), then reads the project, its log head and latest snapshot
-/// (with `part`) in one statement and answers 404 when the project does not exist.
+/// Parses the query, then reads the presented key, the project, its log head and latest
+/// snapshot (with `part`) in one statement (as the summary does); checks the key, the rate
+/// limit, the role and the key's scope (before existence, so a key cannot probe other
+/// projects), and answers 404 when the project does not exist.
 pub async fn metrics_request(
     req: &HttpRequest,
-    principal: &Principal,
+    credentials: &Credentials,
     state: &AppState,
     allowed: &[impl AsRef<str> + Serialize],
     part: read_path::SnapshotPart,
 ) -> Result<MetricsRequest, ApiError> {
     let params = Params::parse(req.query_string(), allowed)?;
     let project_id = params.uuid("project_id")?;
+    let context = crate::deadline::bounded(state, async {
+        let client = state.read_pool.get().await?;
+        Ok(read_path::context(&client, project_id, part, credentials.key_hash()).await?)
+    })
+    .await?;
+    // The connection is back in the pool before the key check, which may take a primary one.
+    let verified =
+        crate::deadline::bounded(state, credentials.verify(&state.pool, context.key)).await;
+    let principal = crate::failed_auth::observe(req, verified)?;
+    crate::rate_limit::admit(req, &principal)?;
     principal.require(Role::Viewer, project_id)?;
-    let client = state.read_pool.get().await?;
-    let context = read_path::context(&client, project_id, part).await?;
     if !context.project_exists {
         return Err(ApiError::NotFound(format!("no project {project_id}")));
     }

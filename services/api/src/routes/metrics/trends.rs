@@ -18,7 +18,7 @@ use uuid::Uuid;
 
 use super::params::query_names;
 use super::{metrics_request, one_of, rendered, series, Freshness};
-use crate::auth::Principal;
+use crate::auth::Credentials;
 use crate::error::{ApiError, ErrorBody};
 use crate::openapi::{Granularity, TrendDimensions, TrendMetric};
 use crate::startup::AppState;
@@ -143,11 +143,11 @@ pub struct ConfidenceInterval {
 )]
 pub async fn get_trends(
     req: HttpRequest,
-    principal: Principal,
+    credentials: Credentials,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
     let request =
-        metrics_request(&req, &principal, &state, &PARAMETERS, SnapshotPart::None).await?;
+        metrics_request(&req, &credentials, &state, &PARAMETERS, SnapshotPart::None).await?;
     let p = &request.params;
     let metric = one_of(p, "metric", &TREND_METRICS, None)?;
     let granularity = one_of(p, "granularity", &GRANULARITIES, Some("day"))?;
