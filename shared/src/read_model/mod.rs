@@ -83,7 +83,8 @@ pub const ADDITIVE_METRICS: [&str; 4] =
 /// Dimensions of dimensioned trend points.
 pub const TREND_DIMENSIONS: [&str; 4] = ["phase", "milestone", "assignee", "task_class"];
 
-/// Metrics the breakdown endpoint accepts.
+/// The task metrics of the breakdown endpoint, whose groups the worker precomputes at
+/// snapshot time (the endpoint also accepts the DORA keys, computed when served).
 pub const BREAKDOWN_METRICS: [&str; 6] = [
     keys::THROUGHPUT,
     keys::ARRIVALS,
