@@ -26,6 +26,12 @@ export function formatChange(value: number | null | undefined): string {
   return `${sign}${formatNumber(Math.abs(value), 2)} %`;
 }
 
+/** A trend as arrow and change; a rise from nothing (no percentage) reads "new". */
+export function formatTrend(direction: string | null | undefined, change: number | null | undefined): string {
+  if (direction === "up" && (change === null || change === undefined)) return `${trendArrow(direction)} new`;
+  return `${trendArrow(direction)} ${formatChange(change)}`;
+}
+
 /** Minutes as the largest sensible unit ("45 min", "3.5 h", "2.1 d"). */
 export function formatMinutes(value: number | null | undefined): string {
   if (value === null || value === undefined) return "—";

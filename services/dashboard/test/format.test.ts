@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 
-import { countOf, formatAge, formatChange, formatInstant, formatMetric, formatMinutes, formatNumber, formatRatio, humanize, trendArrow } from "../src/format";
+import { countOf, formatAge, formatChange, formatInstant, formatMetric, formatMinutes, formatNumber, formatRatio, formatTrend, humanize, trendArrow } from "../src/format";
 
 describe("numbers", () => {
   it("rounds to the given decimals and drops trailing zeros", () => {
@@ -50,5 +50,13 @@ describe("times and words", () => {
     expect(humanize("delivery_predictability_index")).toBe("Delivery predictability index");
     expect(countOf(1, "event")).toBe("1 event");
     expect(countOf(1200, "event")).toBe("1,200 events");
+  });
+});
+
+describe("trends", () => {
+  it("calls a rise from nothing new and keeps the change otherwise", () => {
+    expect(formatTrend("up", null)).toBe(`${trendArrow("up")} new`);
+    expect(formatTrend("down", -12.5)).toBe(`${trendArrow("down")} −12.5 %`);
+    expect(formatTrend(null, null)).toBe(`${trendArrow(null)} —`);
   });
 });

@@ -5,7 +5,7 @@ import { get } from "../api";
 import { barChart } from "../charts";
 import { type Context, remember, setting } from "../context";
 import { clear, field, h, notice, select } from "../dom";
-import { formatChange, formatMetric, formatPercent, humanize, trendArrow } from "../format";
+import { formatMetric, formatPercent, formatTrend, humanize } from "../format";
 import { type BreakdownRow, breakdownBars, breakdownDimensions, filtersParam, query } from "../shape";
 
 export async function renderBreakdown(ctx: Context, view: HTMLElement): Promise<void> {
@@ -55,7 +55,7 @@ export async function renderBreakdown(ctx: Context, view: HTMLElement): Promise<
           h("td", { "data-value": r.value ?? "null" }, format(r.value)),
           h("td", {}, formatPercent(r.percentage)),
           h("td", {}, r.count),
-          h("td", { class: `trend-${r.trend.direction ?? "none"}` }, `${trendArrow(r.trend.direction)} ${formatChange(r.trend.change_pct)}`),
+          h("td", { class: `trend-${r.trend.direction ?? "none"}` }, formatTrend(r.trend.direction, r.trend.change_pct)),
         ),
       ),
     ),
