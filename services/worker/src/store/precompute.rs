@@ -37,40 +37,61 @@ SELECT $1::uuid, m.metric_key, $2::timestamptz, a.*,
 /// Per breakdown metric, range and period (0: the range ending at `$2`, 1: the one before),
 /// the groups of every dimension and the total (dimension ''): row count and median, as the
 /// API's group and total queries. `$3` metrics, `$4` range names, `$5` their hours, `$6` the
-/// metrics whose medians the API serves (the durations; the others serve counts, so their
-/// medians are left out of the sorts).
-const BREAKDOWN_GROUPS_SQL: &str = "INSERT INTO metrics_breakdown_group
+/// metrics whose medians the API serves (the durations; the others serve counts, so they get no
+/// median).
+///
+/// The windows' bounds are computed once, not per row, and the two kinds of metric are grouped
+/// apart: counts alone hash, while a median needs its groups sorted, so only the rows of the
+/// duration metrics go through the sorts.
+const BREAKDOWN_GROUPS_SQL: &str = "WITH w AS (
+     SELECT r.time_range, p.period,
+            $2::timestamptz - make_interval(hours => (r.hours * (p.period + 1))::int) AS lo,
+            $2::timestamptz - make_interval(hours => (r.hours * p.period)::int) AS hi
+       FROM unnest($4::text[], $5::int8[]) r(time_range, hours)
+      CROSS JOIN (VALUES (0::int2), (1::int2)) p(period)),
+rows AS NOT MATERIALIZED (
+     SELECT d.metric_key, w.time_range, w.period, d.phase_id, d.milestone_id, d.assignee,
+            d.task_class, d.state, d.value, d.metric_key = ANY($6::text[]) AS with_median
+       FROM w
+       JOIN metrics_drilldown d
+         ON d.project_id = $1 AND d.metric_key = ANY($3::text[]) AND d.ts >= w.lo AND d.ts < w.hi)
+INSERT INTO metrics_breakdown_group
      (project_id, captured_at, metric_key, dimension, time_range, period, dimension_value,
       row_count, p50)
-SELECT $1::uuid, $2::timestamptz, d.metric_key,
-       CASE WHEN GROUPING(d.phase_id) = 0 THEN 'phase'
-            WHEN GROUPING(d.milestone_id) = 0 THEN 'milestone'
-            WHEN GROUPING(d.assignee) = 0 THEN 'assignee'
-            WHEN GROUPING(d.task_class) = 0 THEN 'task_class'
-            WHEN GROUPING(d.state) = 0 THEN 'state'
-            ELSE '' END,
-       r.time_range, p.period,
-       CASE WHEN GROUPING(d.phase_id) = 0 THEN d.phase_id
-            WHEN GROUPING(d.milestone_id) = 0 THEN d.milestone_id
-            WHEN GROUPING(d.assignee) = 0 THEN d.assignee
-            WHEN GROUPING(d.task_class) = 0 THEN d.task_class
-            WHEN GROUPING(d.state) = 0 THEN d.state END,
-       count(*),
-       percentile_cont(0.5) WITHIN GROUP (ORDER BY d.value)
-           FILTER (WHERE d.metric_key = ANY($6::text[]))
-  FROM unnest($4::text[], $5::int8[]) r(time_range, hours)
- CROSS JOIN (VALUES (0::int2), (1::int2)) p(period)
-  JOIN metrics_drilldown d
-    ON d.project_id = $1 AND d.metric_key = ANY($3::text[])
-   AND d.ts >= $2::timestamptz - make_interval(hours => (r.hours * (p.period + 1))::int)
-   AND d.ts < $2::timestamptz - make_interval(hours => (r.hours * p.period)::int)
- GROUP BY GROUPING SETS (
-       (d.metric_key, r.time_range, p.period, d.phase_id),
-       (d.metric_key, r.time_range, p.period, d.milestone_id),
-       (d.metric_key, r.time_range, p.period, d.assignee),
-       (d.metric_key, r.time_range, p.period, d.task_class),
-       (d.metric_key, r.time_range, p.period, d.state),
-       (d.metric_key, r.time_range, p.period))";
+SELECT $1::uuid, $2::timestamptz, metric_key, dimension, time_range, period, dimension_value,
+       row_count, p50
+  FROM (SELECT metric_key, GROUPING(phase_id) AS g_phase, GROUPING(milestone_id) AS g_milestone,
+               GROUPING(assignee) AS g_assignee, GROUPING(task_class) AS g_class,
+               GROUPING(state) AS g_state, time_range, period, phase_id, milestone_id, assignee,
+               task_class, state, count(*) AS row_count, NULL::float8 AS p50
+          FROM rows WHERE NOT with_median
+         GROUP BY GROUPING SETS (
+               (metric_key, time_range, period, phase_id),
+               (metric_key, time_range, period, milestone_id),
+               (metric_key, time_range, period, assignee),
+               (metric_key, time_range, period, task_class),
+               (metric_key, time_range, period, state),
+               (metric_key, time_range, period))
+        UNION ALL
+        SELECT metric_key, GROUPING(phase_id), GROUPING(milestone_id), GROUPING(assignee),
+               GROUPING(task_class), GROUPING(state), time_range, period, phase_id,
+               milestone_id, assignee, task_class, state, count(*),
+               percentile_cont(0.5) WITHIN GROUP (ORDER BY value)
+          FROM rows WHERE with_median
+         GROUP BY GROUPING SETS (
+               (metric_key, time_range, period, phase_id),
+               (metric_key, time_range, period, milestone_id),
+               (metric_key, time_range, period, assignee),
+               (metric_key, time_range, period, task_class),
+               (metric_key, time_range, period, state),
+               (metric_key, time_range, period))) g
+ CROSS JOIN LATERAL (
+       SELECT CASE WHEN g_phase = 0 THEN 'phase' WHEN g_milestone = 0 THEN 'milestone'
+                   WHEN g_assignee = 0 THEN 'assignee' WHEN g_class = 0 THEN 'task_class'
+                   WHEN g_state = 0 THEN 'state' ELSE '' END AS dimension,
+              CASE WHEN g_phase = 0 THEN phase_id WHEN g_milestone = 0 THEN milestone_id
+                   WHEN g_assignee = 0 THEN assignee WHEN g_class = 0 THEN task_class
+                   WHEN g_state = 0 THEN state END AS dimension_value) v";
 
 /// Replaces the project's precomputed rows with those of the drill-down rows as of the
 /// snapshot at `captured_at`. Runs in the snapshot's transaction, after the drill-down rows are
