@@ -18,6 +18,10 @@ use super::model::{Dims, PhaseFacts, BREAKDOWN_DIMENSIONS};
 use super::reliability::FinishedAttempts;
 use flowmeter_shared::read_model::Grain;
 
+/// A map from entity id to its position: looked up for nearly every event, so it hashes with a
+/// fast hasher (ids come from authenticated producers).
+pub(super) type IdMap<V> = HashMap<String, V, foldhash::fast::RandomState>;
+
 /// WIP and blocked counts of a group of tasks.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct LevelCount {
@@ -90,10 +94,10 @@ pub struct ProjectState {
     pub phases: BTreeMap<String, PhaseFacts>,
     /// Event-time cursors.
     pub cursors: Cursors,
-    pub(super) task_index: HashMap<String, usize>,
-    pub(super) gate_index: HashMap<String, usize>,
-    pub(super) attempt_index: HashMap<String, usize>,
-    pub(super) milestone_index: HashMap<String, usize>,
+    pub(super) task_index: IdMap<usize>,
+    pub(super) gate_index: IdMap<usize>,
+    pub(super) attempt_index: IdMap<usize>,
+    pub(super) milestone_index: IdMap<usize>,
     /// Tasks per current state.
     pub state_counts: [i64; 11],
     /// WIP/blocked per full dimension tuple.
@@ -319,10 +323,10 @@ impl ProjectState {
             facts,
             phases,
             cursors,
-            task_index: HashMap::new(),
-            gate_index: HashMap::new(),
-            attempt_index: HashMap::new(),
-            milestone_index: HashMap::new(),
+            task_index: IdMap::default(),
+            gate_index: IdMap::default(),
+            attempt_index: IdMap::default(),
+            milestone_index: IdMap::default(),
             state_counts: [0; 11],
             levels_by_dims: BTreeMap::new(),
             levels_by_dimension: Default::default(),
@@ -372,7 +376,7 @@ impl ProjectState {
             self.stored.attempts = self.facts.attempts.len();
             return;
         }
-        let fresh = |index: &HashMap<String, usize>, stored: usize, ids: &BTreeSet<String>| {
+        let fresh = |index: &IdMap<usize>, stored: usize, ids: &BTreeSet<String>| {
             ids.iter()
                 .filter(|id| index.get(id.as_str()).is_some_and(|&i| i >= stored))
                 .cloned()
