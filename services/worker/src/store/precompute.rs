@@ -34,6 +34,31 @@ SELECT $1::uuid, m.metric_key, $2::timestamptz, a.*,
        FROM metrics_drilldown
       WHERE project_id = $1 AND metric_key = m.metric_key) a";
 
+/// One half of [`BREAKDOWN_GROUPS_SQL`]: the groups of the rows that pass `$filter`, with `$p50`
+/// as their median.
+macro_rules! breakdown_groups {
+    ($filter:literal, $p50:literal) => {
+        concat!(
+            "SELECT metric_key, GROUPING(phase_id) AS g_phase, GROUPING(milestone_id) AS g_milestone,
+                    GROUPING(assignee) AS g_assignee, GROUPING(task_class) AS g_class,
+                    GROUPING(state) AS g_state, time_range, period, phase_id, milestone_id,
+                    assignee, task_class, state, count(*) AS row_count, ",
+            $p50,
+            " AS p50
+               FROM rows WHERE ",
+            $filter,
+            "
+              GROUP BY GROUPING SETS (
+                    (metric_key, time_range, period, phase_id),
+                    (metric_key, time_range, period, milestone_id),
+                    (metric_key, time_range, period, assignee),
+                    (metric_key, time_range, period, task_class),
+                    (metric_key, time_range, period, state),
+                    (metric_key, time_range, period))"
+        )
+    };
+}
+
 /// Per breakdown metric, range and period (0: the range ending at `$2`, 1: the one before),
 /// the groups of every dimension and the total (dimension ''): row count and median, as the
 /// API's group and total queries. `$3` metrics, `$4` range names, `$5` their hours, `$6` the
@@ -43,7 +68,8 @@ SELECT $1::uuid, m.metric_key, $2::timestamptz, a.*,
 /// The windows' bounds are computed once, not per row, and the two kinds of metric are grouped
 /// apart: counts alone hash, while a median needs its groups sorted, so only the rows of the
 /// duration metrics go through the sorts.
-const BREAKDOWN_GROUPS_SQL: &str = "WITH w AS (
+const BREAKDOWN_GROUPS_SQL: &str = concat!(
+    "WITH w AS (
      SELECT r.time_range, p.period,
             $2::timestamptz - make_interval(hours => (r.hours * (p.period + 1))::int) AS lo,
             $2::timestamptz - make_interval(hours => (r.hours * p.period)::int) AS hi
@@ -60,38 +86,24 @@ INSERT INTO metrics_breakdown_group
       row_count, p50)
 SELECT $1::uuid, $2::timestamptz, metric_key, dimension, time_range, period, dimension_value,
        row_count, p50
-  FROM (SELECT metric_key, GROUPING(phase_id) AS g_phase, GROUPING(milestone_id) AS g_milestone,
-               GROUPING(assignee) AS g_assignee, GROUPING(task_class) AS g_class,
-               GROUPING(state) AS g_state, time_range, period, phase_id, milestone_id, assignee,
-               task_class, state, count(*) AS row_count, NULL::float8 AS p50
-          FROM rows WHERE NOT with_median
-         GROUP BY GROUPING SETS (
-               (metric_key, time_range, period, phase_id),
-               (metric_key, time_range, period, milestone_id),
-               (metric_key, time_range, period, assignee),
-               (metric_key, time_range, period, task_class),
-               (metric_key, time_range, period, state),
-               (metric_key, time_range, period))
+  FROM (",
+    breakdown_groups!("NOT with_median", "NULL::float8"),
+    "
         UNION ALL
-        SELECT metric_key, GROUPING(phase_id), GROUPING(milestone_id), GROUPING(assignee),
-               GROUPING(task_class), GROUPING(state), time_range, period, phase_id,
-               milestone_id, assignee, task_class, state, count(*),
-               percentile_cont(0.5) WITHIN GROUP (ORDER BY value)
-          FROM rows WHERE with_median
-         GROUP BY GROUPING SETS (
-               (metric_key, time_range, period, phase_id),
-               (metric_key, time_range, period, milestone_id),
-               (metric_key, time_range, period, assignee),
-               (metric_key, time_range, period, task_class),
-               (metric_key, time_range, period, state),
-               (metric_key, time_range, period))) g
+        ",
+    breakdown_groups!(
+        "with_median",
+        "percentile_cont(0.5) WITHIN GROUP (ORDER BY value)"
+    ),
+    ") g
  CROSS JOIN LATERAL (
        SELECT CASE WHEN g_phase = 0 THEN 'phase' WHEN g_milestone = 0 THEN 'milestone'
                    WHEN g_assignee = 0 THEN 'assignee' WHEN g_class = 0 THEN 'task_class'
                    WHEN g_state = 0 THEN 'state' ELSE '' END AS dimension,
               CASE WHEN g_phase = 0 THEN phase_id WHEN g_milestone = 0 THEN milestone_id
                    WHEN g_assignee = 0 THEN assignee WHEN g_class = 0 THEN task_class
-                   WHEN g_state = 0 THEN state END AS dimension_value) v";
+                   WHEN g_state = 0 THEN state END AS dimension_value) v"
+);
 
 /// Replaces the project's precomputed rows with those of the drill-down rows as of the
 /// snapshot at `captured_at`. Runs in the snapshot's transaction, after the drill-down rows are
