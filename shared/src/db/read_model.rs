@@ -252,6 +252,12 @@ pub struct Aggregation {
     pub p95: Option<f64>,
 }
 
+/// The sum of the drill-down rows' values, exact and independent of the order PostgreSQL
+/// scans them in: [`crate::metrics::stats::exact_sum`] in SQL. An aggregation's average is
+/// this sum over the row count, so the worker's precomputed aggregation and one computed
+/// from the rows agree to the last bit.
+pub const VALUE_SUM_SQL: &str = "(sum(round(value * 100)::int8)::float8 / 100::float8)";
+
 /// Conditions shared by the drill-down and breakdown queries.
 pub const ROW_CONDITIONS: &str = "project_id = $1 AND metric_key = $2
     AND ($3::text[] IS NULL OR phase_id = ANY($3))
@@ -294,7 +300,8 @@ pub async fn drilldown(
         task_columns = tasks::columns("t"),
     );
     let aggregate_sql = format!(
-        "SELECT count(*), sum(value), avg(value), min(value), max(value),
+        "SELECT count(*), {VALUE_SUM_SQL}, {VALUE_SUM_SQL} / count(*)::float8, min(value),
+                max(value),
                 percentile_cont(ARRAY[0.5, 0.9, 0.95]::float8[]) WITHIN GROUP (ORDER BY value)
            FROM metrics_drilldown WHERE {ROW_CONDITIONS}"
     );

@@ -30,6 +30,21 @@ pub fn mean(values: &[f64]) -> Option<f64> {
     }
 }
 
+/// The sum of values kept to [`DURATION_DECIMALS`], computed exactly: each value in
+/// hundredths (rounded half to even), added as integers, divided back once. A float sum
+/// depends on the order of its terms; this one does not, so the sum of a set of drill-down
+/// rows is the same however they are stored or scanned. [`VALUE_SUM_SQL`] is the same sum in
+/// PostgreSQL (`round` of a float8 and the cast of the numeric total both round half to even).
+///
+/// [`VALUE_SUM_SQL`]: crate::db::read_model::VALUE_SUM_SQL
+pub fn exact_sum(values: impl IntoIterator<Item = f64>) -> f64 {
+    let hundredths: i128 = values
+        .into_iter()
+        .map(|v| (v * 100.0).round_ties_even() as i128)
+        .sum();
+    hundredths as f64 / 100.0
+}
+
 /// Population standard deviation (divides by n, not n − 1); empty input → `None`.
 pub fn population_std_dev(values: &[f64]) -> Option<f64> {
     let mu = mean(values)?;
@@ -123,6 +138,16 @@ mod tests {
 
     fn close(a: f64, b: f64) -> bool {
         (a - b).abs() < 1e-9
+    }
+
+    #[test]
+    fn exact_sum_does_not_depend_on_the_order_of_its_terms() {
+        // As floats, 0.1 + 0.2 + 0.3 is 0.6000000000000001 and 0.3 + 0.2 + 0.1 is 0.6.
+        assert_ne!(0.1 + 0.2 + 0.3, 0.3 + 0.2 + 0.1);
+        assert_eq!(exact_sum([0.1, 0.2, 0.3]), 0.6);
+        assert_eq!(exact_sum([0.3, 0.2, 0.1]), 0.6);
+        assert_eq!(exact_sum([1234.56, -0.01, 0.0]), 1234.55);
+        assert_eq!(exact_sum([]), 0.0);
     }
 
     #[test]

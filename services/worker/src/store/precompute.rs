@@ -1,109 +1,195 @@
-//! What filter-free breakdown and drill-down requests read, computed from the drill-down rows in
-//! the snapshot's transaction (migration 0013, SPEC §18). The aggregates are the SQL the API ran
-//! per request, so a precomputed answer equals the one computed from the rows.
+//! What filter-free breakdown and drill-down requests read (migration 0013, SPEC §18),
+//! computed at snapshot time from the drill-down rows as stored in the snapshot's transaction.
+//!
+//! The rows are read back once and aggregated here, where they are grouped by hashing and
+//! sorted once per metric; the same aggregation in SQL scanned them seven times per metric and
+//! sorted each window's groups apart. Every number is the one the API computes from the rows
+//! for a request with filters: counts, minima and maxima are exact, medians and percentiles
+//! interpolate as `percentile_cont` does ([`percentile_cont`]), and the sum is the exact sum
+//! both sides compute ([`exact_sum`], `VALUE_SUM_SQL`), so no figure depends on the order the
+//! rows are read in.
 
-use chrono::{DateTime, Utc};
+use std::cmp::Ordering;
+use std::collections::HashMap;
+
+use chrono::{DateTime, Duration, Utc};
 use deadpool_postgres::GenericClient;
 use flowmeter_shared::db::read_path::PRECOMPUTED_PAGE_ROWS;
-use flowmeter_shared::read_model::{keys, BREAKDOWN_METRICS, BREAKDOWN_RANGES, DRILLDOWN_METRICS};
+use flowmeter_shared::metrics::stats::{exact_sum, percentile_cont};
+use flowmeter_shared::read_model::{
+    keys, BREAKDOWN_DIMENSIONS, BREAKDOWN_METRICS, BREAKDOWN_RANGES, DRILLDOWN_METRICS,
+};
 use uuid::Uuid;
 
-/// Per drill-down metric: the aggregation over all its rows (as the API's aggregate query) and
-/// the first task ids in each page order (each a top-N sort, not a sort of every row). `$1`
-/// project, `$2` snapshot time, `$3` metrics, `$4` how many ids per order.
-const DRILLDOWN_AGGREGATE_SQL: &str = "INSERT INTO metrics_drilldown_aggregate
-     (project_id, metric_key, captured_at, row_count, value_sum, value_avg, value_min, value_max,
-      percentiles, by_value_desc, by_value_asc, by_ts_desc, by_ts_asc, by_task_desc, by_task_asc)
-SELECT $1::uuid, m.metric_key, $2::timestamptz, a.*,
-       ARRAY(SELECT task_id FROM metrics_drilldown WHERE project_id = $1 AND metric_key = m.metric_key
-              ORDER BY value DESC, task_id DESC LIMIT $4),
-       ARRAY(SELECT task_id FROM metrics_drilldown WHERE project_id = $1 AND metric_key = m.metric_key
-              ORDER BY value ASC, task_id ASC LIMIT $4),
-       ARRAY(SELECT task_id FROM metrics_drilldown WHERE project_id = $1 AND metric_key = m.metric_key
-              ORDER BY ts DESC, task_id DESC LIMIT $4),
-       ARRAY(SELECT task_id FROM metrics_drilldown WHERE project_id = $1 AND metric_key = m.metric_key
-              ORDER BY ts ASC, task_id ASC LIMIT $4),
-       ARRAY(SELECT task_id FROM metrics_drilldown WHERE project_id = $1 AND metric_key = m.metric_key
-              ORDER BY task_id DESC LIMIT $4),
-       ARRAY(SELECT task_id FROM metrics_drilldown WHERE project_id = $1 AND metric_key = m.metric_key
-              ORDER BY task_id ASC LIMIT $4)
-  FROM unnest($3::text[]) m(metric_key)
- CROSS JOIN LATERAL (
-     SELECT count(*), sum(value), avg(value), min(value), max(value),
-            percentile_cont(ARRAY[0.5, 0.9, 0.95]::float8[]) WITHIN GROUP (ORDER BY value)
-       FROM metrics_drilldown
-      WHERE project_id = $1 AND metric_key = m.metric_key) a";
+/// The percentiles of an aggregation, in the order of its `percentiles` column.
+const PERCENTILES: [f64; 3] = [0.5, 0.9, 0.95];
 
-/// One half of [`BREAKDOWN_GROUPS_SQL`]: the groups of the rows that pass `$filter`, with `$p50`
-/// as their median.
-macro_rules! breakdown_groups {
-    ($filter:literal, $p50:literal) => {
-        concat!(
-            "SELECT metric_key, GROUPING(phase_id) AS g_phase, GROUPING(milestone_id) AS g_milestone,
-                    GROUPING(assignee) AS g_assignee, GROUPING(task_class) AS g_class,
-                    GROUPING(state) AS g_state, time_range, period, phase_id, milestone_id,
-                    assignee, task_class, state, count(*) AS row_count, ",
-            $p50,
-            " AS p50
-               FROM rows WHERE ",
-            $filter,
-            "
-              GROUP BY GROUPING SETS (
-                    (metric_key, time_range, period, phase_id),
-                    (metric_key, time_range, period, milestone_id),
-                    (metric_key, time_range, period, assignee),
-                    (metric_key, time_range, period, task_class),
-                    (metric_key, time_range, period, state),
-                    (metric_key, time_range, period))"
-        )
-    };
+/// Breakdown metrics whose groups carry a median (the durations); the API serves counts for
+/// the others, so they get none.
+const MEDIAN_METRICS: [&str; 2] = [keys::CYCLE_TIME, keys::LEAD_TIME];
+
+/// One stored drill-down row, borrowed from the row read back.
+struct Row<'a> {
+    task: &'a str,
+    value: f64,
+    ts: DateTime<Utc>,
+    /// The values of [`BREAKDOWN_DIMENSIONS`], in that order.
+    dims: [Option<&'a str>; 5],
 }
 
-/// Per breakdown metric, range and period (0: the range ending at `$2`, 1: the one before),
-/// the groups of every dimension and the total (dimension ''): row count and median, as the
-/// API's group and total queries. `$3` metrics, `$4` range names, `$5` their hours, `$6` the
-/// metrics whose medians the API serves (the durations; the others serve counts, so they get no
-/// median).
-///
-/// The windows' bounds are computed once, not per row, and the two kinds of metric are grouped
-/// apart: counts alone hash, while a median needs its groups sorted, so only the rows of the
-/// duration metrics go through the sorts.
-const BREAKDOWN_GROUPS_SQL: &str = concat!(
-    "WITH w AS (
-     SELECT r.time_range, p.period,
-            $2::timestamptz - make_interval(hours => (r.hours * (p.period + 1))::int) AS lo,
-            $2::timestamptz - make_interval(hours => (r.hours * p.period)::int) AS hi
-       FROM unnest($4::text[], $5::int8[]) r(time_range, hours)
-      CROSS JOIN (VALUES (0::int2), (1::int2)) p(period)),
-rows AS NOT MATERIALIZED (
-     SELECT d.metric_key, w.time_range, w.period, d.phase_id, d.milestone_id, d.assignee,
-            d.task_class, d.state, d.value, d.metric_key = ANY($6::text[]) AS with_median
-       FROM w
-       JOIN metrics_drilldown d
-         ON d.project_id = $1 AND d.metric_key = ANY($3::text[]) AND d.ts >= w.lo AND d.ts < w.hi)
-INSERT INTO metrics_breakdown_group
-     (project_id, captured_at, metric_key, dimension, time_range, period, dimension_value,
-      row_count, p50)
-SELECT $1::uuid, $2::timestamptz, metric_key, dimension, time_range, period, dimension_value,
-       row_count, p50
-  FROM (",
-    breakdown_groups!("NOT with_median", "NULL::float8"),
-    "
-        UNION ALL
-        ",
-    breakdown_groups!(
-        "with_median",
-        "percentile_cont(0.5) WITHIN GROUP (ORDER BY value)"
-    ),
-    ") g
- CROSS JOIN LATERAL (
-       SELECT CASE WHEN g_phase = 0 THEN 'phase' WHEN g_milestone = 0 THEN 'milestone'
-                   WHEN g_assignee = 0 THEN 'assignee' WHEN g_class = 0 THEN 'task_class'
-                   WHEN g_state = 0 THEN 'state' ELSE '' END AS dimension,
-              CASE WHEN g_phase = 0 THEN phase_id WHEN g_milestone = 0 THEN milestone_id
-                   WHEN g_assignee = 0 THEN assignee WHEN g_class = 0 THEN task_class
-                   WHEN g_state = 0 THEN state END AS dimension_value) v"
-);
+/// The aggregation of one drill-down metric with the first task ids of every page order.
+struct Aggregate<'a> {
+    count: i64,
+    sum: Option<f64>,
+    avg: Option<f64>,
+    min: Option<f64>,
+    max: Option<f64>,
+    percentiles: Option<Vec<f64>>,
+    /// By value, timestamp and task id; each ascending and descending.
+    orders: [Vec<&'a str>; 6],
+}
+
+/// One group of a breakdown (`dimension` '' is the total).
+struct Group<'a> {
+    metric: &'static str,
+    dimension: &'static str,
+    time_range: &'static str,
+    period: i16,
+    value: Option<&'a str>,
+    count: i64,
+    p50: Option<f64>,
+}
+
+/// PostgreSQL's order of float8 values: NaN after every number, −0 equal to 0.
+fn float_order(a: f64, b: f64) -> Ordering {
+    match (a.is_nan(), b.is_nan()) {
+        (false, false) => a.partial_cmp(&b).unwrap_or(Ordering::Equal),
+        (a_nan, b_nan) => a_nan.cmp(&b_nan),
+    }
+}
+
+/// `value ASC, task_id ASC`: the value, then the id in byte order (the column's C collation).
+fn by_value(a: &Row, b: &Row) -> Ordering {
+    float_order(a.value, b.value).then_with(|| a.task.cmp(b.task))
+}
+
+/// The first [`PRECOMPUTED_PAGE_ROWS`] task ids of `sorted` ascending, and descending. Task
+/// ids are unique within a metric, so each order is total and descending is its reverse.
+fn ends<'a>(sorted: &[&Row<'a>]) -> [Vec<&'a str>; 2] {
+    let n = PRECOMPUTED_PAGE_ROWS as usize;
+    [
+        sorted.iter().take(n).map(|r| r.task).collect(),
+        sorted.iter().rev().take(n).map(|r| r.task).collect(),
+    ]
+}
+
+fn aggregate<'a>(rows: &[Row<'a>]) -> Aggregate<'a> {
+    let mut sorted: Vec<&Row<'a>> = rows.iter().collect();
+    sorted.sort_unstable_by(|a, b| by_value(a, b));
+    let [value_asc, value_desc] = ends(&sorted);
+    let values: Vec<f64> = sorted.iter().map(|r| r.value).collect();
+    sorted.sort_unstable_by(|a, b| a.ts.cmp(&b.ts).then_with(|| a.task.cmp(b.task)));
+    let [ts_asc, ts_desc] = ends(&sorted);
+    sorted.sort_unstable_by(|a, b| a.task.cmp(b.task));
+    let [task_asc, task_desc] = ends(&sorted);
+    let count = rows.len() as i64;
+    let sum = (count > 0).then(|| exact_sum(values.iter().copied()));
+    Aggregate {
+        count,
+        sum,
+        avg: sum.map(|sum| sum / count as f64),
+        min: values.first().copied(),
+        max: values.last().copied(),
+        percentiles: (count > 0).then(|| {
+            PERCENTILES
+                .iter()
+                .filter_map(|p| percentile_cont(&values, *p))
+                .collect()
+        }),
+        orders: [value_desc, value_asc, ts_desc, ts_asc, task_desc, task_asc],
+    }
+}
+
+/// The breakdown groups of one metric: per range and period, the total and the groups of every
+/// dimension, with medians when `median`. A window is `[at − hours·(period + 1), at −
+/// hours·period)`; groups without rows are not stored.
+fn groups<'a>(
+    metric: &'static str,
+    rows: &[Row<'a>],
+    at: DateTime<Utc>,
+    median: bool,
+) -> Vec<Group<'a>> {
+    // Dimension values as small ids, so each window counts into vectors.
+    let mut names: [Vec<Option<&'a str>>; 5] = Default::default();
+    let ids: Vec<[usize; 5]> = {
+        let mut index: [HashMap<Option<&'a str>, usize>; 5] = Default::default();
+        rows.iter()
+            .map(|row| {
+                std::array::from_fn(|d| {
+                    *index[d].entry(row.dims[d]).or_insert_with(|| {
+                        names[d].push(row.dims[d]);
+                        names[d].len() - 1
+                    })
+                })
+            })
+            .collect()
+    };
+    // Rows in value order, so every group's values are collected sorted.
+    let mut order: Vec<usize> = (0..rows.len()).collect();
+    order.sort_unstable_by(|a, b| float_order(rows[*a].value, rows[*b].value));
+    let mut out = Vec::new();
+    for (time_range, hours) in BREAKDOWN_RANGES {
+        for period in 0..2i16 {
+            let lo = at - Duration::hours(hours * (i64::from(period) + 1));
+            let hi = at - Duration::hours(hours * i64::from(period));
+            let inside: Vec<usize> = order
+                .iter()
+                .copied()
+                .filter(|i| rows[*i].ts >= lo && rows[*i].ts < hi)
+                .collect();
+            if inside.is_empty() {
+                continue;
+            }
+            let p50 = |values: &[f64]| {
+                if median {
+                    percentile_cont(values, 0.5)
+                } else {
+                    None
+                }
+            };
+            let all: Vec<f64> = inside.iter().map(|i| rows[*i].value).collect();
+            out.push(Group {
+                metric,
+                dimension: "",
+                time_range,
+                period,
+                value: None,
+                count: all.len() as i64,
+                p50: p50(&all),
+            });
+            for (d, dimension) in BREAKDOWN_DIMENSIONS.into_iter().enumerate() {
+                let mut values: Vec<Vec<f64>> = vec![Vec::new(); names[d].len()];
+                for i in &inside {
+                    values[ids[*i][d]].push(rows[*i].value);
+                }
+                for (id, values) in values.iter().enumerate() {
+                    if !values.is_empty() {
+                        out.push(Group {
+                            metric,
+                            dimension,
+                            time_range,
+                            period,
+                            value: names[d][id],
+                            count: values.len() as i64,
+                            p50: p50(values),
+                        });
+                    }
+                }
+            }
+        }
+    }
+    out
+}
 
 /// Replaces the project's precomputed rows with those of the drill-down rows as of the
 /// snapshot at `captured_at`. Runs in the snapshot's transaction, after the drill-down rows are
@@ -119,31 +205,99 @@ pub async fn refresh(
             .await?;
         client.execute(&stmt, &[&project]).await?;
     }
-    let stmt = client.prepare_cached(DRILLDOWN_AGGREGATE_SQL).await?;
-    client
-        .execute(
-            &stmt,
-            &[
-                &project,
-                &captured_at,
-                &DRILLDOWN_METRICS.to_vec(),
-                &PRECOMPUTED_PAGE_ROWS,
-            ],
+    // The windows end at the instant as stored (PostgreSQL keeps microseconds).
+    let at = DateTime::from_timestamp_micros(captured_at.timestamp_micros()).unwrap_or(captured_at);
+    let stmt = client
+        .prepare_cached(
+            "SELECT metric_key, task_id, value, ts, phase_id, milestone_id, assignee, task_class,
+                    state
+               FROM metrics_drilldown WHERE project_id = $1 AND metric_key = ANY($2)",
         )
         .await?;
-    let names: Vec<&str> = BREAKDOWN_RANGES.iter().map(|(name, _)| *name).collect();
-    let hours: Vec<i64> = BREAKDOWN_RANGES.iter().map(|(_, hours)| *hours).collect();
-    let stmt = client.prepare_cached(BREAKDOWN_GROUPS_SQL).await?;
+    let stored = client
+        .query(&stmt, &[&project, &DRILLDOWN_METRICS.to_vec()])
+        .await?;
+    let mut by_metric: HashMap<&str, Vec<Row>> = HashMap::new();
+    for row in &stored {
+        by_metric.entry(row.get(0)).or_default().push(Row {
+            task: row.get(1),
+            value: row.get(2),
+            ts: row.get(3),
+            dims: [row.get(4), row.get(5), row.get(6), row.get(7), row.get(8)],
+        });
+    }
+    let empty = Vec::new();
+    let rows_of = |metric: &str| by_metric.get(metric).unwrap_or(&empty);
+
+    let stmt = client
+        .prepare_cached(
+            "INSERT INTO metrics_drilldown_aggregate
+                 (project_id, metric_key, captured_at, row_count, value_sum, value_avg, value_min,
+                  value_max, percentiles, by_value_desc, by_value_asc, by_ts_desc, by_ts_asc,
+                  by_task_desc, by_task_asc)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)",
+        )
+        .await?;
+    for metric in DRILLDOWN_METRICS {
+        let a = aggregate(rows_of(metric));
+        let [o0, o1, o2, o3, o4, o5] = &a.orders;
+        client
+            .execute(
+                &stmt,
+                &[
+                    &project,
+                    &metric,
+                    &at,
+                    &a.count,
+                    &a.sum,
+                    &a.avg,
+                    &a.min,
+                    &a.max,
+                    &a.percentiles,
+                    o0,
+                    o1,
+                    o2,
+                    o3,
+                    o4,
+                    o5,
+                ],
+            )
+            .await?;
+    }
+
+    let groups: Vec<Group> = BREAKDOWN_METRICS
+        .into_iter()
+        .flat_map(|metric| {
+            groups(
+                metric,
+                rows_of(metric),
+                at,
+                MEDIAN_METRICS.contains(&metric),
+            )
+        })
+        .collect();
+    let stmt = client
+        .prepare_cached(
+            "INSERT INTO metrics_breakdown_group
+                 (project_id, captured_at, metric_key, dimension, time_range, period,
+                  dimension_value, row_count, p50)
+             SELECT $1, $2, * FROM UNNEST($3::text[], $4::text[], $5::text[], $6::int2[],
+                                          $7::text[], $8::int8[], $9::float8[])",
+        )
+        .await?;
     client
         .execute(
             &stmt,
             &[
                 &project,
-                &captured_at,
-                &BREAKDOWN_METRICS.to_vec(),
-                &names,
-                &hours,
-                &vec![keys::CYCLE_TIME, keys::LEAD_TIME],
+                &at,
+                &groups.iter().map(|g| g.metric).collect::<Vec<_>>(),
+                &groups.iter().map(|g| g.dimension).collect::<Vec<_>>(),
+                &groups.iter().map(|g| g.time_range).collect::<Vec<_>>(),
+                &groups.iter().map(|g| g.period).collect::<Vec<_>>(),
+                &groups.iter().map(|g| g.value).collect::<Vec<_>>(),
+                &groups.iter().map(|g| g.count).collect::<Vec<_>>(),
+                &groups.iter().map(|g| g.p50).collect::<Vec<_>>(),
             ],
         )
         .await?;

@@ -128,3 +128,43 @@ async fn precomputed_breakdowns_and_pages_equal_those_computed_from_the_rows() {
         precomputed.len()
     );
 }
+
+#[tokio::test]
+async fn the_value_sum_is_exact_in_sql_and_in_the_worker_whatever_the_order() {
+    let db = flowmeter_tests::TestDb::empty().await;
+    let client = db.client().await;
+    // Durations kept to two decimals, in a fixed pseudo-random sequence.
+    let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+    let mut next = || {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        x
+    };
+    let values: Vec<f64> = (0..2000)
+        .map(|_| (next() % 5_000_000) as f64 / 100.0)
+        .collect();
+    let expected = flowmeter_shared::metrics::stats::exact_sum(values.iter().copied());
+    let sql = format!(
+        "SELECT {}, sum(value) FROM unnest($1::float8[]) t(value)",
+        flowmeter_shared::db::read_model::VALUE_SUM_SQL
+    );
+    let mut float_sums = std::collections::BTreeSet::new();
+    let mut order = values.clone();
+    for round in 0..8 {
+        // Each round a different permutation of the same values.
+        for i in (1..order.len()).rev() {
+            order.swap(i, (next() % (i as u64 + 1)) as usize);
+        }
+        assert_eq!(
+            flowmeter_shared::metrics::stats::exact_sum(order.iter().copied()),
+            expected,
+            "round {round}"
+        );
+        let row = client.query_one(&sql, &[&order]).await.unwrap();
+        assert_eq!(row.get::<_, f64>(0), expected, "round {round}");
+        float_sums.insert(row.get::<_, f64>(1).to_bits());
+    }
+    // The float sum of the same rows moves with their order; the exact one does not.
+    assert!(float_sums.len() > 1, "float sums: {float_sums:?}");
+}

@@ -150,10 +150,11 @@ pub struct Pagination {
 /// `aggregation` of a drill-down: over every matching task; `null` when none matches.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct Aggregation {
-    /// Sum of values.
+    /// Sum of values, computed exactly (the values carry two decimals), so it does not depend
+    /// on the order the rows are stored or read in.
     #[schema(required = true)]
     pub sum: Option<f64>,
-    /// Mean.
+    /// Mean: `sum` divided by the number of matching tasks.
     #[schema(required = true)]
     pub avg: Option<f64>,
     /// Smallest.
