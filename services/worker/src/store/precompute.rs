@@ -1,8 +1,8 @@
 //! What filter-free breakdown and drill-down requests read (migration 0013, SPEC §18),
 //! computed at snapshot time from the drill-down rows as stored in the snapshot's transaction.
 //!
-//! The rows are read back once and aggregated here, where they are grouped by hashing and
-//! sorted once per metric; the same aggregation in SQL scanned them seven times per metric and
+//! The rows are read back one metric at a time, streamed into a compact form (dimension values
+//! interned), and aggregated here, where they are grouped by hashing and sorted once per metric; the same aggregation in SQL scanned them seven times per metric and
 //! sorted each window's groups apart. Every number is the one the API computes from the rows
 //! for a request with filters: counts, minima and maxima are exact, medians and percentiles
 //! interpolate as `percentile_cont` does ([`percentile_cont`]), and the sum is the exact sum
@@ -19,6 +19,8 @@ use flowmeter_shared::metrics::stats::{exact_sum, percentile_cont};
 use flowmeter_shared::read_model::{
     keys, BREAKDOWN_DIMENSIONS, BREAKDOWN_METRICS, BREAKDOWN_RANGES, DRILLDOWN_METRICS,
 };
+use futures_util::TryStreamExt;
+use tokio_postgres::types::ToSql;
 use uuid::Uuid;
 
 /// The percentiles of an aggregation, in the order of its `percentiles` column.
@@ -28,13 +30,40 @@ const PERCENTILES: [f64; 3] = [0.5, 0.9, 0.95];
 /// the others, so they get none.
 const MEDIAN_METRICS: [&str; 2] = [keys::CYCLE_TIME, keys::LEAD_TIME];
 
-/// One stored drill-down row, borrowed from the row read back.
-struct Row<'a> {
-    task: &'a str,
+/// One stored drill-down row, as read back.
+struct Row {
+    task: String,
     value: f64,
     ts: DateTime<Utc>,
-    /// The values of [`BREAKDOWN_DIMENSIONS`], in that order.
-    dims: [Option<&'a str>; 5],
+    /// The values of [`BREAKDOWN_DIMENSIONS`], in that order, as ids in [`Names`].
+    dims: [u32; 5],
+}
+
+/// The dimension values met so far, per dimension; id 0 is the null value.
+struct Names {
+    names: [Vec<Option<String>>; 5],
+    ids: [HashMap<String, u32>; 5],
+}
+
+impl Names {
+    fn new() -> Self {
+        Names {
+            names: std::array::from_fn(|_| vec![None]),
+            ids: Default::default(),
+        }
+    }
+
+    fn id(&mut self, dimension: usize, value: Option<&str>) -> u32 {
+        let Some(value) = value else { return 0 };
+        if let Some(id) = self.ids[dimension].get(value) {
+            return *id;
+        }
+        let names = &mut self.names[dimension];
+        let id = names.len() as u32;
+        names.push(Some(value.to_owned()));
+        self.ids[dimension].insert(value.to_owned(), id);
+        id
+    }
 }
 
 /// The aggregation of one drill-down metric with the first task ids of every page order.
@@ -50,12 +79,12 @@ struct Aggregate<'a> {
 }
 
 /// One group of a breakdown (`dimension` '' is the total).
-struct Group<'a> {
+struct Group {
     metric: &'static str,
     dimension: &'static str,
     time_range: &'static str,
     period: i16,
-    value: Option<&'a str>,
+    value: Option<String>,
     count: i64,
     p50: Option<f64>,
 }
@@ -70,27 +99,32 @@ fn float_order(a: f64, b: f64) -> Ordering {
 
 /// `value ASC, task_id ASC`: the value, then the id in byte order (the column's C collation).
 fn by_value(a: &Row, b: &Row) -> Ordering {
-    float_order(a.value, b.value).then_with(|| a.task.cmp(b.task))
+    float_order(a.value, b.value).then_with(|| a.task.cmp(&b.task))
 }
 
 /// The first [`PRECOMPUTED_PAGE_ROWS`] task ids of `sorted` ascending, and descending. Task
 /// ids are unique within a metric, so each order is total and descending is its reverse.
-fn ends<'a>(sorted: &[&Row<'a>]) -> [Vec<&'a str>; 2] {
+fn ends<'a>(sorted: &[&'a Row]) -> [Vec<&'a str>; 2] {
     let n = PRECOMPUTED_PAGE_ROWS as usize;
     [
-        sorted.iter().take(n).map(|r| r.task).collect(),
-        sorted.iter().rev().take(n).map(|r| r.task).collect(),
+        sorted.iter().take(n).map(|r| r.task.as_str()).collect(),
+        sorted
+            .iter()
+            .rev()
+            .take(n)
+            .map(|r| r.task.as_str())
+            .collect(),
     ]
 }
 
-fn aggregate<'a>(rows: &[Row<'a>]) -> Aggregate<'a> {
-    let mut sorted: Vec<&Row<'a>> = rows.iter().collect();
+fn aggregate(rows: &[Row]) -> Aggregate<'_> {
+    let mut sorted: Vec<&Row> = rows.iter().collect();
     sorted.sort_unstable_by(|a, b| by_value(a, b));
     let [value_asc, value_desc] = ends(&sorted);
     let values: Vec<f64> = sorted.iter().map(|r| r.value).collect();
-    sorted.sort_unstable_by(|a, b| a.ts.cmp(&b.ts).then_with(|| a.task.cmp(b.task)));
+    sorted.sort_unstable_by(|a, b| a.ts.cmp(&b.ts).then_with(|| a.task.cmp(&b.task)));
     let [ts_asc, ts_desc] = ends(&sorted);
-    sorted.sort_unstable_by(|a, b| a.task.cmp(b.task));
+    sorted.sort_unstable_by(|a, b| a.task.cmp(&b.task));
     let [task_asc, task_desc] = ends(&sorted);
     let count = rows.len() as i64;
     let sum = (count > 0).then(|| exact_sum(values.iter().copied()));
@@ -113,27 +147,13 @@ fn aggregate<'a>(rows: &[Row<'a>]) -> Aggregate<'a> {
 /// The breakdown groups of one metric: per range and period, the total and the groups of every
 /// dimension, with medians when `median`. A window is `[at − hours·(period + 1), at −
 /// hours·period)`; groups without rows are not stored.
-fn groups<'a>(
+fn groups(
     metric: &'static str,
-    rows: &[Row<'a>],
+    rows: &[Row],
+    names: &Names,
     at: DateTime<Utc>,
     median: bool,
-) -> Vec<Group<'a>> {
-    // Dimension values as small ids, so each window counts into vectors.
-    let mut names: [Vec<Option<&'a str>>; 5] = Default::default();
-    let ids: Vec<[usize; 5]> = {
-        let mut index: [HashMap<Option<&'a str>, usize>; 5] = Default::default();
-        rows.iter()
-            .map(|row| {
-                std::array::from_fn(|d| {
-                    *index[d].entry(row.dims[d]).or_insert_with(|| {
-                        names[d].push(row.dims[d]);
-                        names[d].len() - 1
-                    })
-                })
-            })
-            .collect()
-    };
+) -> Vec<Group> {
     // Rows in value order, so every group's values are collected sorted.
     let mut order: Vec<usize> = (0..rows.len()).collect();
     order.sort_unstable_by(|a, b| float_order(rows[*a].value, rows[*b].value));
@@ -168,9 +188,9 @@ fn groups<'a>(
                 p50: p50(&all),
             });
             for (d, dimension) in BREAKDOWN_DIMENSIONS.into_iter().enumerate() {
-                let mut values: Vec<Vec<f64>> = vec![Vec::new(); names[d].len()];
+                let mut values: Vec<Vec<f64>> = vec![Vec::new(); names.names[d].len()];
                 for i in &inside {
-                    values[ids[*i][d]].push(rows[*i].value);
+                    values[rows[*i].dims[d] as usize].push(rows[*i].value);
                 }
                 for (id, values) in values.iter().enumerate() {
                     if !values.is_empty() {
@@ -179,7 +199,7 @@ fn groups<'a>(
                             dimension,
                             time_range,
                             period,
-                            value: names[d][id],
+                            value: names.names[d][id].clone(),
                             count: values.len() as i64,
                             p50: p50(values),
                         });
@@ -207,29 +227,13 @@ pub async fn refresh(
     }
     // The windows end at the instant as stored (PostgreSQL keeps microseconds).
     let at = DateTime::from_timestamp_micros(captured_at.timestamp_micros()).unwrap_or(captured_at);
-    let stmt = client
+    let read = client
         .prepare_cached(
-            "SELECT metric_key, task_id, value, ts, phase_id, milestone_id, assignee, task_class,
-                    state
-               FROM metrics_drilldown WHERE project_id = $1 AND metric_key = ANY($2)",
+            "SELECT task_id, value, ts, phase_id, milestone_id, assignee, task_class, state
+               FROM metrics_drilldown WHERE project_id = $1 AND metric_key = $2",
         )
         .await?;
-    let stored = client
-        .query(&stmt, &[&project, &DRILLDOWN_METRICS.to_vec()])
-        .await?;
-    let mut by_metric: HashMap<&str, Vec<Row>> = HashMap::new();
-    for row in &stored {
-        by_metric.entry(row.get(0)).or_default().push(Row {
-            task: row.get(1),
-            value: row.get(2),
-            ts: row.get(3),
-            dims: [row.get(4), row.get(5), row.get(6), row.get(7), row.get(8)],
-        });
-    }
-    let empty = Vec::new();
-    let rows_of = |metric: &str| by_metric.get(metric).unwrap_or(&empty);
-
-    let stmt = client
+    let insert = client
         .prepare_cached(
             "INSERT INTO metrics_drilldown_aggregate
                  (project_id, metric_key, captured_at, row_count, value_sum, value_avg, value_min,
@@ -238,12 +242,28 @@ pub async fn refresh(
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)",
         )
         .await?;
+    // One metric's rows in memory at a time, each in a compact form.
+    let mut names = Names::new();
+    let mut groups_of_all = Vec::new();
     for metric in DRILLDOWN_METRICS {
-        let a = aggregate(rows_of(metric));
+        let params: [&(dyn ToSql + Sync); 2] = [&project, &metric];
+        let stream = client.query_raw(&read, params).await?;
+        futures_util::pin_mut!(stream);
+        let mut rows = Vec::new();
+        while let Some(row) = stream.try_next().await? {
+            let dims = std::array::from_fn(|d| names.id(d, row.get(3 + d)));
+            rows.push(Row {
+                task: row.get(0),
+                value: row.get(1),
+                ts: row.get(2),
+                dims,
+            });
+        }
+        let a = aggregate(&rows);
         let [o0, o1, o2, o3, o4, o5] = &a.orders;
         client
             .execute(
-                &stmt,
+                &insert,
                 &[
                     &project,
                     &metric,
@@ -263,19 +283,18 @@ pub async fn refresh(
                 ],
             )
             .await?;
-    }
-
-    let groups: Vec<Group> = BREAKDOWN_METRICS
-        .into_iter()
-        .flat_map(|metric| {
-            groups(
+        if BREAKDOWN_METRICS.contains(&metric) {
+            groups_of_all.extend(groups(
                 metric,
-                rows_of(metric),
+                &rows,
+                &names,
                 at,
                 MEDIAN_METRICS.contains(&metric),
-            )
-        })
-        .collect();
+            ));
+        }
+    }
+    let groups = groups_of_all;
+
     let stmt = client
         .prepare_cached(
             "INSERT INTO metrics_breakdown_group
@@ -295,7 +314,10 @@ pub async fn refresh(
                 &groups.iter().map(|g| g.dimension).collect::<Vec<_>>(),
                 &groups.iter().map(|g| g.time_range).collect::<Vec<_>>(),
                 &groups.iter().map(|g| g.period).collect::<Vec<_>>(),
-                &groups.iter().map(|g| g.value).collect::<Vec<_>>(),
+                &groups
+                    .iter()
+                    .map(|g| g.value.as_deref())
+                    .collect::<Vec<_>>(),
                 &groups.iter().map(|g| g.count).collect::<Vec<_>>(),
                 &groups.iter().map(|g| g.p50).collect::<Vec<_>>(),
             ],
