@@ -55,10 +55,16 @@ pub fn schedule_reliability(facts: &ProjectFacts, now: DateTime<Utc>) -> Option<
 }
 
 /// CTS: `clamp(1 − σ/μ)` of cycle times (any one unit; population σ). Fewer than 2 samples
-/// → `None`; μ = 0 → 1.
+/// → `None`; μ = 0 → 1. The sums run over the times in ascending order, so the result is a
+/// function of the set of times, not of the order they are given in.
 pub fn cycle_time_stability(cycle_times: &[f64]) -> Option<f64> {
     if cycle_times.len() < 2 {
         return None;
+    }
+    if !cycle_times.is_sorted_by(|a, b| a.total_cmp(b).is_le()) {
+        let mut sorted = cycle_times.to_vec();
+        sorted.sort_unstable_by(f64::total_cmp);
+        return cycle_time_stability(&sorted);
     }
     let mu = mean(cycle_times)?;
     if mu == 0.0 {

@@ -36,41 +36,10 @@ struct Scores {
     irs: Option<f64>,
 }
 
-/// The values at the given zero-based ranks (ascending) of `samples` in `total_cmp` order,
-/// found by successive selection instead of a full sort: a close needs only the median and
-/// the two interval bounds, and runs once per hour of event time.
-fn order_statistics<const N: usize>(samples: &mut [f64], ranks: [usize; N]) -> [f64; N] {
-    let mut values = [0.0; N];
-    let mut from = 0;
-    let mut previous: Option<(usize, f64)> = None;
-    for (value, rank) in values.iter_mut().zip(ranks) {
-        if let Some((_, found)) = previous.filter(|(at, _)| *at == rank) {
-            *value = found;
-            continue;
-        }
-        let (_, nth, _) = samples[from..].select_nth_unstable_by(rank - from, f64::total_cmp);
-        *value = *nth;
-        previous = Some((rank, *value));
-        from = rank + 1;
-    }
-    values
-}
-
-/// A percentile and a distribution-free 95 % confidence interval from order statistics.
-/// The median is interpolated exactly as `percentile_cont` does over the sorted samples.
-pub fn p50_with_interval(samples: &mut [f64]) -> (Option<f64>, Value) {
-    let mut n = samples.len();
-    // Move NaNs (never produced by the fold) out of the way, as percentile_cont ignores them.
-    let mut i = 0;
-    while i < n {
-        if samples[i].is_nan() {
-            n -= 1;
-            samples.swap(i, n);
-        } else {
-            i += 1;
-        }
-    }
-    let samples = &mut samples[..n];
+/// The median of ascending `sorted` samples, interpolated exactly as `percentile_cont`
+/// does, with a distribution-free 95 % confidence interval from order statistics.
+pub fn p50_of_sorted(sorted: &[f64]) -> (Option<f64>, Value) {
+    let n = sorted.len();
     if n == 0 {
         return (None, json!({}));
     }
@@ -85,17 +54,34 @@ pub fn p50_with_interval(samples: &mut [f64]) -> (Option<f64>, Value) {
     let lower_rank = ((n as f64) / 2.0 - half_width).floor().max(1.0) as usize;
     let upper_rank = ((n as f64) / 2.0 + half_width).ceil().min(n as f64) as usize;
     // lower_rank − 1 ≤ lower ≤ upper ≤ upper_rank − 1 for every n ≥ 1.
-    let [ci_lower, p_lower, p_upper, ci_upper] =
-        order_statistics(samples, [lower_rank - 1, lower, upper, upper_rank - 1]);
+    let (p_lower, p_upper) = (sorted[lower], sorted[upper]);
     let p50 = Some(round_duration(p_lower + (p_upper - p_lower) * fraction));
     let interval = json!({
         "confidence_interval": {
-            "lower": round_duration(ci_lower),
-            "upper": round_duration(ci_upper),
+            "lower": round_duration(sorted[lower_rank - 1]),
+            "upper": round_duration(sorted[upper_rank - 1]),
             "level": 0.95,
         }
     });
     (p50, interval)
+}
+
+/// [`p50_of_sorted`] of samples in any order (reordered in place; NaNs, never produced by
+/// the fold, are left out as `percentile_cont` leaves them out).
+pub fn p50_with_interval(samples: &mut [f64]) -> (Option<f64>, Value) {
+    let mut n = samples.len();
+    let mut i = 0;
+    while i < n {
+        if samples[i].is_nan() {
+            n -= 1;
+            samples.swap(i, n);
+        } else {
+            i += 1;
+        }
+    }
+    let samples = &mut samples[..n];
+    samples.sort_unstable_by(f64::total_cmp);
+    p50_of_sorted(samples)
 }
 
 impl ProjectState {
@@ -189,7 +175,7 @@ impl ProjectState {
     }
 
     /// The three scores as of `end`; `cycle` holds the cycle times (minutes) of the tasks
-    /// integrated in the 30 days before it, in integration order.
+    /// integrated in the 30 days before it.
     fn scores_at(
         &self,
         end: DateTime<Utc>,
@@ -224,7 +210,7 @@ impl ProjectState {
 
     /// DPI (0–100) as of `end`, as `predictability::delivery_predictability_index` computes
     /// it, from the milestone tallies and resolved blocked stays (no pass over the tasks).
-    /// The cycle times come in integration order, so their mean and deviation do not
+    /// CTS sums the cycle times in ascending order, so their mean and deviation do not
     /// depend on the order tasks arrived in.
     pub fn delivery_predictability(&self, end: DateTime<Utc>, cycle: &[f64]) -> Option<f64> {
         let verdicts: Vec<bool> = self
@@ -314,12 +300,18 @@ impl ProjectState {
             .trend_set
             .insert(total(keys::BLOCKED), level(self.blocked_count() as f64));
 
-        let (mut cycle, mut lead) = self.duration_samples(end);
-        // Scores first: the percentiles below reorder the samples.
-        let scores = self.scores_at(end, &cycle, cache);
-        for (metric, samples) in [(keys::CYCLE_TIME, &mut cycle), (keys::LEAD_TIME, &mut lead)] {
+        let window = self.durations.at(
+            &self.integrated,
+            end - Duration::days(DURATION_WINDOW_DAYS),
+            end,
+        );
+        let scores = self.scores_at(end, &window.cycle, cache);
+        for (metric, samples) in [
+            (keys::CYCLE_TIME, &window.cycle),
+            (keys::LEAD_TIME, &window.lead),
+        ] {
             let n = samples.len() as i64;
-            let (p50, detail) = p50_with_interval(samples);
+            let (p50, detail) = p50_of_sorted(samples);
             delta.trend_set.insert(
                 total(metric),
                 TrendValue {

@@ -13,6 +13,7 @@ pub mod closes;
 pub mod contrib;
 pub mod dora;
 pub mod drilldown;
+mod durations;
 mod entities;
 pub mod model;
 pub mod payload;

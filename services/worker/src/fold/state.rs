@@ -106,6 +106,8 @@ pub struct ProjectState {
     pub levels_by_dimension: [BTreeMap<String, LevelCount>; 5],
     /// Integrated tasks by (integrated_at, task_id).
     pub integrated: BTreeMap<(DateTime<Utc>, String), IntegratedSample>,
+    /// The durations of the integrated tasks in the last close's window, sorted.
+    pub(super) durations: super::durations::Cache,
     /// Tasks changed since the last snapshot, whose drill-down rows the next snapshot
     /// writes. Loading from the projections restores it from `metrics_task.last_seq`.
     pub drilldown_pending: BTreeSet<String>,
@@ -331,6 +333,7 @@ impl ProjectState {
             levels_by_dims: BTreeMap::new(),
             levels_by_dimension: Default::default(),
             integrated: BTreeMap::new(),
+            durations: Default::default(),
             drilldown_pending: BTreeSet::new(),
             stored: Stored::default(),
             fact_hours: BTreeMap::new(),
@@ -579,9 +582,10 @@ impl ProjectState {
                     lead_seconds: task.lead_time_seconds().unwrap_or(0.0),
                     time_in_state_seconds: task.time_in_state_seconds,
                 };
+                self.durations.get_mut().note(integrated_at, &sample, 1);
                 self.integrated.insert(key, sample);
-            } else {
-                self.integrated.remove(&key);
+            } else if let Some(sample) = self.integrated.remove(&key) {
+                self.durations.get_mut().note(integrated_at, &sample, -1);
             }
         }
     }
