@@ -5,7 +5,7 @@
 use chrono::{DateTime, Utc};
 use flowmeter_shared::metrics::{AttemptResult, GateOutcome, TaskFacts, TaskState};
 
-use super::model::{BreakdownKey, Delta, Dims, TrendKey};
+use super::model::{Delta, Dims, TrendKey};
 use super::payload::{Payload, Raw};
 use super::state::ProjectState;
 use flowmeter_shared::read_model::Grain;
@@ -553,20 +553,5 @@ pub fn trend_key(
         grain,
         bucket,
         dims,
-    }
-}
-
-/// A breakdown key for the UTC day of `at`.
-pub fn breakdown_key(
-    metric: &str,
-    dimension: &str,
-    value: &str,
-    at: DateTime<Utc>,
-) -> BreakdownKey {
-    BreakdownKey {
-        metric: metric.to_owned(),
-        dimension: dimension.to_owned(),
-        value: value.to_owned(),
-        day: at.date_naive(),
     }
 }

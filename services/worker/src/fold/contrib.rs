@@ -7,11 +7,13 @@
 //! or integration moves its counts with it. Durations are summed in whole microseconds,
 //! which add exactly in any order and any batch sizes.
 
-use chrono::{DateTime, Utc};
+use std::collections::HashMap;
+
+use chrono::{DateTime, NaiveDate, Utc};
 use flowmeter_shared::metrics::TaskFacts;
 
-use super::apply::{breakdown_key, trend_key};
-use super::model::{keys, Delta, Dims, BREAKDOWN_DIMENSIONS};
+use super::apply::trend_key;
+use super::model::{keys, BreakdownKey, Delta, Dims, BREAKDOWN_DIMENSIONS};
 use super::state::dimension_value;
 use flowmeter_shared::read_model::Grain;
 
@@ -56,9 +58,9 @@ impl Contribution {
     }
 
     /// Adds (`sign` = 1) or subtracts (−1) this contribution.
-    fn emit(&self, sign: i64, delta: &mut Delta) {
-        self.emit_arrival(sign, delta);
-        self.emit_integration(sign, delta);
+    fn emit<'a>(&'a self, sign: i64, counts: &mut Counts<'a>, delta: &mut Delta) {
+        self.emit_arrival(sign, counts);
+        self.emit_integration(sign, counts);
         self.emit_quality(sign, delta);
     }
 
@@ -66,22 +68,27 @@ impl Contribution {
     /// data quality) that both sides share is left out: its subtraction and addition would
     /// cancel exactly (counts and whole-microsecond sums are integers), so skipping them
     /// writes the same values with less work.
-    pub fn emit_change(old: Option<&Self>, new: Option<&Self>, delta: &mut Delta) {
+    fn emit_change<'a>(
+        old: Option<&'a Self>,
+        new: Option<&'a Self>,
+        counts: &mut Counts<'a>,
+        delta: &mut Delta,
+    ) {
         match (old, new) {
             (Some(old), Some(new)) => {
                 let same_dims =
                     old.dims == new.dims && old.dimension_values == new.dimension_values;
                 if !(same_dims && old.created_at == new.created_at) {
-                    old.emit_arrival(-1, delta);
-                    new.emit_arrival(1, delta);
+                    old.emit_arrival(-1, counts);
+                    new.emit_arrival(1, counts);
                 }
                 if !(same_dims
                     && old.integrated_at == new.integrated_at
                     && old.cycle_micros == new.cycle_micros
                     && old.lead_micros == new.lead_micros)
                 {
-                    old.emit_integration(-1, delta);
-                    new.emit_integration(1, delta);
+                    old.emit_integration(-1, counts);
+                    new.emit_integration(1, counts);
                 }
                 if (old.from_state_mismatches, old.inferred_start)
                     != (new.from_state_mismatches, new.inferred_start)
@@ -92,35 +99,32 @@ impl Contribution {
             }
             (old, new) => {
                 if let Some(old) = old {
-                    old.emit(-1, delta);
+                    old.emit(-1, counts, delta);
                 }
                 if let Some(new) = new {
-                    new.emit(1, delta);
+                    new.emit(1, counts, delta);
                 }
             }
         }
     }
 
-    fn emit_arrival(&self, sign: i64, delta: &mut Delta) {
-        self.count(keys::ARRIVALS, self.created_at, sign, delta);
+    fn emit_arrival<'a>(&'a self, sign: i64, counts: &mut Counts<'a>) {
+        self.count(keys::ARRIVALS, self.created_at, sign, counts);
     }
 
-    fn emit_integration(&self, sign: i64, delta: &mut Delta) {
+    fn emit_integration<'a>(&'a self, sign: i64, counts: &mut Counts<'a>) {
         let Some(integrated_at) = self.integrated_at else {
             return;
         };
-        self.count(keys::THROUGHPUT, integrated_at, sign, delta);
+        self.count(keys::THROUGHPUT, integrated_at, sign, counts);
+        let day = integrated_at.date_naive();
         for (metric, value) in [
             (keys::CYCLE_TIME, self.cycle_micros),
             (keys::LEAD_TIME, self.lead_micros),
         ] {
             let Some(value) = value else { continue };
             for (dimension, of) in BREAKDOWN_DIMENSIONS.iter().zip(&self.dimension_values) {
-                delta.add_breakdown(
-                    breakdown_key(metric, dimension, of, integrated_at),
-                    (sign * value) as f64,
-                    sign,
-                );
+                counts.breakdown((metric, dimension, of, day), sign * value, sign);
             }
         }
     }
@@ -137,20 +141,83 @@ impl Contribution {
         }
     }
 
-    fn count(&self, metric: &str, at: DateTime<Utc>, sign: i64, delta: &mut Delta) {
+    fn count<'a>(
+        &'a self,
+        metric: &'static str,
+        at: DateTime<Utc>,
+        sign: i64,
+        counts: &mut Counts<'a>,
+    ) {
         for grain in Grain::ALL {
             let bucket = grain.bucket(at);
-            delta.add_trend(trend_key(metric, grain, bucket, None), sign as f64, sign);
+            counts.trend((metric, grain, bucket, None), sign);
             if grain.has_dimensions() {
+                counts.trend((metric, grain, bucket, Some(&self.dims)), sign);
+            }
+        }
+        let day = at.date_naive();
+        for (dimension, of) in BREAKDOWN_DIMENSIONS.iter().zip(&self.dimension_values) {
+            counts.breakdown((metric, dimension, of, day), sign, sign);
+        }
+    }
+}
+
+type Hashed<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
+
+/// A trend point's key, borrowed: metric, grain, bucket, dimensions.
+type TrendPoint<'a> = (&'static str, Grain, DateTime<Utc>, Option<&'a Dims>);
+
+/// A breakdown point's key, borrowed: metric, dimension, value, day.
+type BreakdownPoint<'a> = (&'static str, &'static str, &'a str, NaiveDate);
+
+/// The count changes of one settle, keyed by borrowed parts: a point's key is built (and its
+/// strings allocated) once per distinct point rather than once per task and sign. Values and
+/// sample sizes are integers (counts, whole microseconds), so the sums are exact in any order.
+#[derive(Default)]
+struct Counts<'a> {
+    /// Point → (value, sample size).
+    trend: Hashed<TrendPoint<'a>, (i64, i64)>,
+    /// Point → (value, sample size).
+    breakdown: Hashed<BreakdownPoint<'a>, (i64, i64)>,
+}
+
+impl<'a> Counts<'a> {
+    fn trend(&mut self, key: TrendPoint<'a>, sign: i64) {
+        let entry = self.trend.entry(key).or_default();
+        entry.0 += sign;
+        entry.1 += sign;
+    }
+
+    fn breakdown(&mut self, key: BreakdownPoint<'a>, value: i64, samples: i64) {
+        let entry = self.breakdown.entry(key).or_default();
+        entry.0 += value;
+        entry.1 += samples;
+    }
+
+    /// Adds the changes that do not cancel to `delta`.
+    fn add_to(self, delta: &mut Delta) {
+        for ((metric, grain, bucket, dims), (value, samples)) in self.trend {
+            if value != 0 || samples != 0 {
                 delta.add_trend(
-                    trend_key(metric, grain, bucket, Some(self.dims.clone())),
-                    sign as f64,
-                    sign,
+                    trend_key(metric, grain, bucket, dims.cloned()),
+                    value as f64,
+                    samples,
                 );
             }
         }
-        for (dimension, of) in BREAKDOWN_DIMENSIONS.iter().zip(&self.dimension_values) {
-            delta.add_breakdown(breakdown_key(metric, dimension, of, at), sign as f64, sign);
+        for ((metric, dimension, of, day), (value, samples)) in self.breakdown {
+            if value != 0 || samples != 0 {
+                delta.add_breakdown(
+                    BreakdownKey {
+                        metric: metric.to_owned(),
+                        dimension: dimension.to_owned(),
+                        value: of.to_owned(),
+                        day,
+                    },
+                    value as f64,
+                    samples,
+                );
+            }
         }
     }
 }
@@ -162,12 +229,18 @@ pub fn settle(
     after: impl Fn(&str) -> Option<Contribution>,
     delta: &mut Delta,
 ) {
-    for (id, old) in before {
-        let new = after(&id);
-        if old != new {
-            Contribution::emit_change(old.as_ref(), new.as_ref(), delta);
-        }
+    let changed: Vec<(Option<Contribution>, Option<Contribution>)> = before
+        .into_iter()
+        .filter_map(|(id, old)| {
+            let new = after(&id);
+            (old != new).then_some((old, new))
+        })
+        .collect();
+    let mut counts = Counts::default();
+    for (old, new) in &changed {
+        Contribution::emit_change(old.as_ref(), new.as_ref(), &mut counts, delta);
     }
+    counts.add_to(delta);
     delta
         .trend_add
         .retain(|_, v| v.sample_size != 0 || v.value.is_some_and(|x| x != 0.0));

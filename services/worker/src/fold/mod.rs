@@ -85,8 +85,7 @@ impl ProjectState {
         let mut recount: BTreeSet<String> = std::mem::take(&mut delta.attempt_tasks);
         recount.extend(delta.contributions_before.keys().cloned());
         for id in &recount {
-            let task = self.task(id).cloned();
-            delta.note_task(id, task.as_ref());
+            delta.note_task(id, self.task(id));
         }
         self.recount_attempts(&recount, &mut delta);
         let before = std::mem::take(&mut delta.contributions_before);
