@@ -42,8 +42,12 @@ async fn a_minute_of_mixed_load_has_no_errors_and_flat_memory() {
     )
     .await;
     let worker = WorkerProcess::spawn(&db.url, &[]);
+    // The API closes a keep-alive connection after 5 s without a request. A client that keeps
+    // idle connections longer can send on one the server is closing at that moment and get a
+    // transport error; like any client of a keep-alive server, this one drops them sooner.
     let http = reqwest::Client::builder()
         .timeout(Duration::from_secs(10))
+        .pool_idle_timeout(Duration::from_secs(2))
         .build()
         .unwrap();
     let projects: Vec<Uuid> = (0..3).map(|_| Uuid::new_v4()).collect();
@@ -125,7 +129,7 @@ async fn a_minute_of_mixed_load_has_no_errors_and_flat_memory() {
                 match http.get(format!("{base}/v1/metrics/{path}")).send().await {
                     Ok(r) if r.status() == 200 => {}
                     Ok(r) => errors.lock().unwrap().push(format!("{path}: {}", r.status())),
-                    Err(e) => errors.lock().unwrap().push(format!("{path}: {e}")),
+                    Err(e) => errors.lock().unwrap().push(format!("{path}: {}", chain(&e))),
                 }
                 requests.fetch_add(1, Ordering::Relaxed);
             }
@@ -172,7 +176,10 @@ async fn a_minute_of_mixed_load_has_no_errors_and_flat_memory() {
                         .lock()
                         .unwrap()
                         .push(format!("ingest: {}", r.status())),
-                    Err(e) => errors.lock().unwrap().push(format!("ingest: {e}")),
+                    Err(e) => errors
+                        .lock()
+                        .unwrap()
+                        .push(format!("ingest: {}", chain(&e))),
                 }
                 tokio::time::sleep(Duration::from_millis(100)).await;
             }
@@ -226,4 +233,16 @@ async fn a_minute_of_mixed_load_has_no_errors_and_flat_memory() {
     for project in &projects {
         assert_verified(&db.url, *project);
     }
+}
+
+/// An error with its causes, so a transport failure names what failed underneath.
+fn chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
 }
