@@ -124,6 +124,9 @@ fn version_of(path: &Path) -> Result<String, MigrationError> {
     Ok(stem)
 }
 
+/// The advisory lock key that serializes creating the bookkeeping table ("flowmetr").
+const CREATE_LOCK: i64 = 0x666c_6f77_6d65_7472;
+
 const CREATE_TABLE: &str = "CREATE TABLE IF NOT EXISTS schema_migrations (
     version TEXT PRIMARY KEY,
     checksum TEXT NOT NULL,
@@ -140,15 +143,20 @@ pub async fn run(
         let version = version.to_owned();
         move |source| MigrationError::Sql { version, source }
     };
-    // Two processes may race to create the bookkeeping table: the loser's CREATE fails
-    // with a unique or duplicate-table violation, after which the table exists.
     // The bookkeeping table usually exists already; keep PostgreSQL's notice out of the logs.
     client
         .batch_execute("SET client_min_messages = warning")
         .await
         .map_err(sql_err("schema_migrations"))?;
-    if let Err(e) = client.batch_execute(CREATE_TABLE).await {
-        if !matches!(crate::db::sqlstate(&e), Some("23505" | "42P07")) {
+    // `CREATE TABLE IF NOT EXISTS` is not safe against a concurrent one: two processes on an
+    // empty database can both pass the check, and the second then fails on the table's name
+    // or its row type. An advisory lock held for the creating transaction serializes them.
+    let create =
+        format!("BEGIN; SELECT pg_advisory_xact_lock({CREATE_LOCK}); {CREATE_TABLE}; COMMIT;");
+    if let Err(e) = client.batch_execute(&create).await {
+        let _ = client.batch_execute("ROLLBACK").await;
+        // Kept for a server where the lock is not shared (the table exists afterwards).
+        if !matches!(crate::db::sqlstate(&e), Some("23505" | "42P07" | "42710")) {
             return Err(sql_err("schema_migrations")(e));
         }
     }
