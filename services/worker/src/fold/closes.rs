@@ -8,6 +8,7 @@
 //! rewrites them.
 
 use std::collections::{BTreeSet, HashMap};
+use std::sync::MutexGuard;
 
 use chrono::{DateTime, Duration, Utc};
 use flowmeter_shared::metrics::stats::{round_duration, round_score};
@@ -21,6 +22,7 @@ fn integration_window() -> Duration {
 use serde_json::{json, Value};
 
 use super::apply::trend_key;
+use super::durations::Window;
 use super::model::{keys, BreakdownKey, BreakdownValue, Delta, TrendValue, BREAKDOWN_DIMENSIONS};
 use super::state::{ProjectState, EXPIRY_WINDOWS_DAYS};
 use flowmeter_shared::read_model::Grain;
@@ -64,24 +66,6 @@ pub fn p50_of_sorted(sorted: &[f64]) -> (Option<f64>, Value) {
         }
     });
     (p50, interval)
-}
-
-/// [`p50_of_sorted`] of samples in any order (reordered in place; NaNs, never produced by
-/// the fold, are left out as `percentile_cont` leaves them out).
-pub fn p50_with_interval(samples: &mut [f64]) -> (Option<f64>, Value) {
-    let mut n = samples.len();
-    let mut i = 0;
-    while i < n {
-        if samples[i].is_nan() {
-            n -= 1;
-            samples.swap(i, n);
-        } else {
-            i += 1;
-        }
-    }
-    let samples = &mut samples[..n];
-    samples.sort_unstable_by(f64::total_cmp);
-    p50_of_sorted(samples)
 }
 
 impl ProjectState {
@@ -253,21 +237,14 @@ impl ProjectState {
             .score()
     }
 
-    /// Cycle and lead time samples (minutes) of tasks integrated in the 30 days before `end`.
-    pub fn duration_samples(&self, end: DateTime<Utc>) -> (Vec<f64>, Vec<f64>) {
-        let from = (end - Duration::days(DURATION_WINDOW_DAYS), String::new());
-        let mut cycle = Vec::new();
-        let mut lead = Vec::new();
-        for ((at, _), sample) in self.integrated.range(from..) {
-            if *at >= end {
-                break;
-            }
-            if let Some(seconds) = sample.cycle_seconds {
-                cycle.push(seconds / 60.0);
-            }
-            lead.push(sample.lead_seconds / 60.0);
-        }
-        (cycle, lead)
+    /// The cycle and lead times (minutes, ascending) of the tasks integrated in the 30 days
+    /// before `end`.
+    pub(super) fn duration_window(&self, end: DateTime<Utc>) -> MutexGuard<'_, Window> {
+        self.durations.at(
+            &self.integrated,
+            end - Duration::days(DURATION_WINDOW_DAYS),
+            end,
+        )
     }
 
     /// Writes the open bucket of every grain as of `now` (scores at every grain, the hour
@@ -300,11 +277,7 @@ impl ProjectState {
             .trend_set
             .insert(total(keys::BLOCKED), level(self.blocked_count() as f64));
 
-        let window = self.durations.at(
-            &self.integrated,
-            end - Duration::days(DURATION_WINDOW_DAYS),
-            end,
-        );
+        let window = self.duration_window(end);
         let scores = self.scores_at(end, &window.cycle, cache);
         for (metric, samples) in [
             (keys::CYCLE_TIME, &window.cycle),
@@ -391,7 +364,7 @@ impl ProjectState {
 
 #[cfg(test)]
 mod tests {
-    use super::p50_with_interval;
+    use super::p50_of_sorted;
     use flowmeter_shared::metrics::stats::{percentile_cont, round_duration};
 
     /// The selection-based median and interval equal the sort-based definition.
@@ -413,7 +386,8 @@ mod tests {
             let half_width = 1.96 * (n as f64).sqrt() / 2.0;
             let lower_rank = ((n as f64) / 2.0 - half_width).floor().max(1.0) as usize;
             let upper_rank = ((n as f64) / 2.0 + half_width).ceil().min(n as f64) as usize;
-            let (p50, detail) = p50_with_interval(&mut samples);
+            samples.sort_by(f64::total_cmp);
+            let (p50, detail) = p50_of_sorted(&samples);
             assert_eq!(
                 p50,
                 percentile_cont(&sorted, 0.5).map(round_duration),
@@ -431,6 +405,6 @@ mod tests {
                 "n = {n}"
             );
         }
-        assert_eq!(p50_with_interval(&mut []).0, None);
+        assert_eq!(p50_of_sorted(&[]).0, None);
     }
 }

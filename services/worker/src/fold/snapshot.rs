@@ -6,7 +6,6 @@ use chrono::{DateTime, Duration, Utc};
 use flowmeter_shared::metrics::dora::compute_dora;
 use flowmeter_shared::metrics::{compute_summary, milestone_health};
 
-use super::closes::p50_with_interval;
 use super::drilldown::SNAPSHOT_METRICS;
 use super::model::{keys, Delta, SummaryRow, TrendKey};
 use super::state::ProjectState;
@@ -102,11 +101,5 @@ impl ProjectState {
             gap_filled: fill_gap,
         });
         delta
-    }
-
-    /// Cycle time p50 with its interval as of `now` (for consistency checks and tests).
-    pub fn cycle_time_p50(&self, now: DateTime<Utc>) -> Option<f64> {
-        let (mut cycle, _) = self.duration_samples(now);
-        p50_with_interval(&mut cycle).0
     }
 }
