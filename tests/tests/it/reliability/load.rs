@@ -38,6 +38,12 @@ async fn a_minute_of_mixed_load_has_no_errors_and_flat_memory() {
             ("FLOWMETER_RATE_LIMIT_BREAKDOWN", "0"),
             ("FLOWMETER_RATE_LIMIT_DRILLDOWN", "0"),
             ("FLOWMETER_RATE_LIMIT_OTHER", "0"),
+            // This test looks for failed requests and growing memory, not latency (which
+            // the benchmarks measure): on a shared 2-core machine that also runs other
+            // suites, one 50-event ingest once waited past the default 3 s database
+            // deadline and was answered 503, as designed. The deadline itself is tested
+            // by `frozen_db`; here it matches the client's 10 s timeout.
+            ("FLOWMETER_DB_TIMEOUT_MS", "10000"),
         ],
     )
     .await;
@@ -102,15 +108,19 @@ async fn a_minute_of_mixed_load_has_no_errors_and_flat_memory() {
     let requests = Arc::new(AtomicU64::new(0));
     let events = Arc::new(AtomicU64::new(0));
     let errors: Arc<Mutex<Vec<String>>> = Arc::default();
+    // The slowest read and the slowest ingest (ms), printed with the figures.
+    let slowest_read = Arc::new(AtomicU64::new(0));
+    let slowest_ingest = Arc::new(AtomicU64::new(0));
     let mut tasks = Vec::new();
     for reader in 0..4usize {
-        let (http, base, stop, requests, errors, projects) = (
+        let (http, base, stop, requests, errors, projects, slowest) = (
             http.clone(),
             api.base_url.clone(),
             stop.clone(),
             requests.clone(),
             errors.clone(),
             projects.clone(),
+            slowest_read.clone(),
         );
         tasks.push(tokio::spawn(async move {
             let mut n = reader;
@@ -126,7 +136,10 @@ async fn a_minute_of_mixed_load_has_no_errors_and_flat_memory() {
                     5 => format!("alerts?project_id={p}"),
                     _ => format!("actions?project_id={p}"),
                 };
-                match http.get(format!("{base}/v1/metrics/{path}")).send().await {
+                let sent = Instant::now();
+                let answer = http.get(format!("{base}/v1/metrics/{path}")).send().await;
+                slowest.fetch_max(sent.elapsed().as_millis() as u64, Ordering::Relaxed);
+                match answer {
                     Ok(r) if r.status() == 200 => {}
                     Ok(r) => errors.lock().unwrap().push(format!("{path}: {}", r.status())),
                     Err(e) => errors.lock().unwrap().push(format!("{path}: {}", chain(&e))),
@@ -136,13 +149,14 @@ async fn a_minute_of_mixed_load_has_no_errors_and_flat_memory() {
         }));
     }
     for producer in 0..2usize {
-        let (http, base, stop, events, errors, projects) = (
+        let (http, base, stop, events, errors, projects, slowest) = (
             http.clone(),
             api.base_url.clone(),
             stop.clone(),
             events.clone(),
             errors.clone(),
             projects.clone(),
+            slowest_ingest.clone(),
         );
         tasks.push(tokio::spawn(async move {
             let mut round = 0usize;
@@ -163,12 +177,14 @@ async fn a_minute_of_mixed_load_has_no_errors_and_flat_memory() {
                         event
                     })
                     .collect();
-                match http
+                let sent = Instant::now();
+                let answer = http
                     .post(format!("{base}/v1/events"))
                     .json(&batch)
                     .send()
-                    .await
-                {
+                    .await;
+                slowest.fetch_max(sent.elapsed().as_millis() as u64, Ordering::Relaxed);
+                match answer {
                     Ok(r) if r.status() == 200 => {
                         events.fetch_add(batch.len() as u64, Ordering::Relaxed);
                     }
@@ -202,9 +218,11 @@ async fn a_minute_of_mixed_load_has_no_errors_and_flat_memory() {
     let events = events.load(Ordering::Relaxed);
     println!(
         "load: {seconds} s, {requests} reads ({:.0}/s), {events} events ingested ({:.0}/s), \
-         API RSS {} → {} KiB, worker RSS {} → {} KiB",
+         slowest read {} ms, slowest ingest {} ms, API RSS {} → {} KiB, worker RSS {} → {} KiB",
         requests as f64 / elapsed,
         events as f64 / elapsed,
+        slowest_read.load(Ordering::Relaxed),
+        slowest_ingest.load(Ordering::Relaxed),
         api_at_10,
         api_at_end,
         worker_at_10,
