@@ -2,6 +2,7 @@
 
 pub mod alerting;
 pub mod alertmanager;
+pub mod allocator;
 pub mod cli;
 pub mod daemon;
 pub mod demo;
